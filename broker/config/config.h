@@ -1,0 +1,104 @@
+/* tocsin — SPDX-License-Identifier: MIT
+ *
+ * The configuration: one table of keys (config.c) loaded defaults → JSON file
+ * → TOCSIN_* environment, validated, then frozen and passed around as
+ * `const struct tc_config *`. Nothing here opens sockets.
+ */
+#ifndef TC_CONFIG_H
+#define TC_CONFIG_H
+
+#include "util/util.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define TC_RETRY_SCHEDULE_MAX 16
+
+struct tc_config {
+    /* http */
+    char *http_listen;       /* "host:port" */
+    char *http_host;         /* derived from http_listen */
+    int http_port;           /* derived from http_listen */
+    int64_t http_max_body;   /* bytes; larger request bodies get 413 */
+    int64_t http_max_conns_per_ip;
+    char *status_dir;        /* static files served at "/" (empty: none) */
+    /* kafka */
+    char *kafka_brokers;     /* empty: run the embedded mock cluster */
+    char *kafka_topic;
+    char *kafka_dlq_topic;
+    char *kafka_group;
+    int64_t kafka_partitions; /* partitions of the embedded cluster's topic */
+    /* redis */
+    char *redis_url;
+    char *redis_host;        /* derived */
+    int redis_port;          /* derived */
+    int redis_db;            /* derived */
+    char *redis_prefix;
+    uint64_t redis_timeout_ms;
+    /* admin and public */
+    char *admin_token;
+    char *public_url;
+    /* ws, sse */
+    char **ws_allowed_origins; /* NULL-terminated; empty: any origin */
+    int64_t ws_max_message;    /* bytes; larger client messages close with 1009 */
+    int64_t ws_send_queue;     /* queued frames per session; past it, close 1013 */
+    int64_t ws_replay_cap;     /* most updates replayed on resume; past it, reset */
+    uint64_t ws_heartbeat_ms;
+    int64_t ws_max_subscriptions;
+    /* history and dedup */
+    int64_t history_max_updates;
+    uint64_t dedup_ttl_ms;
+    /* webhook */
+    bool webhook_allow_private;
+    char *webhook_retry_schedule;
+    uint64_t webhook_retry_ms[TC_RETRY_SCHEDULE_MAX]; /* derived */
+    int webhook_retry_count;                           /* derived */
+    uint64_t webhook_timeout_ms;
+    /* email */
+    char *smtp_url;
+    char *smtp_from;
+    uint64_t email_coalesce_ms;
+    /* process */
+    char *log_level;
+    uint64_t shutdown_timeout_ms;
+};
+
+/* Fills cfg with the defaults, then the file at path (may be NULL), then the
+ * environment (envp style, may be NULL for none), and validates the result.
+ * On failure err names the key and the reason. @returns 0 or TC_EINVAL. */
+int tc_config_load(struct tc_config *cfg, const char *path, char *const *envp,
+                   struct tc_error *err);
+void tc_config_fini(struct tc_config *cfg);
+
+/* Prints the key reference (key, variable, type, default, description). */
+void tc_config_print_reference(FILE *out);
+/* Prints the effective configuration as JSON, with secrets masked. */
+void tc_config_print_effective(const struct tc_config *cfg, FILE *out);
+
+/* The key table, read by the schema test. */
+enum tc_config_type {
+    TC_CFG_STRING,
+    TC_CFG_INT,
+    TC_CFG_BOOL,
+    TC_CFG_DURATION,
+    TC_CFG_STRING_LIST,
+};
+
+struct tc_config_key {
+    const char *key;         /* "http.listen" */
+    const char *env;         /* "TOCSIN_HTTP_LISTEN" */
+    enum tc_config_type type;
+    size_t offset;           /* into struct tc_config */
+    const char *def;         /* default, as text */
+    int64_t min, max;        /* ints: bounds; strings: length bounds */
+    bool secret;             /* never printed */
+    /* Optional check of the loaded value; may fill derived fields. */
+    int (*check)(struct tc_config *cfg, struct tc_error *err);
+    const char *help;
+};
+
+extern const struct tc_config_key tc_config_keys[];
+extern const size_t tc_config_key_count;
+
+#endif
