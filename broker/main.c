@@ -1,6 +1,339 @@
-int main(void);
-int
-main(void)
+/* tocsin — SPDX-License-Identifier: MIT
+ *
+ * tocsind: command line, configuration, the main libuv loop and the wiring
+ * of ingest → store → hub → ws/http, signals, and the shutdown order:
+ * stop accepting and close sessions (1001), let ingest finish and commit,
+ * destroy the server, close Redis, exit 0.
+ */
+#include "config/config.h"
+#include "http/server.h"
+#include "hub/hub.h"
+#include "ingest/ingest.h"
+#include "log/log.h"
+#include "metrics/metrics.h"
+#include "store/store.h"
+#include "ws/ws.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern char **environ;
+
+struct app {
+    uv_loop_t *loop;
+    struct tc_config cfg;
+    struct tc_kafka_embedded *kafka;
+    struct tc_store *store;
+    struct tc_hub *hub;
+    struct tc_ws *ws;
+    struct tc_server *server;
+    struct tc_ingest *ingest;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t deadline, grace;
+    bool stopping;
+    int exit_code;
+};
+
+static struct app app;
+
+static void
+usage(FILE *out)
 {
+    fprintf(out,
+            "Usage: tocsind [-c FILE] [options]\n"
+            "\n"
+            "tocsin's broker: consumes incident events from Kafka, orders and deduplicates\n"
+            "them in Redis, and pushes updates to WebSocket and SSE subscribers.\n"
+            "\n"
+            "Options:\n"
+            "  -c, --config FILE   JSON configuration file (schemas/config.schema.json)\n"
+            "      --check-config  validate the configuration, print it, and exit\n"
+            "      --help-config   list every configuration key and its TOCSIN_* variable\n"
+            "  -V, --version       print the version and exit\n"
+            "  -h, --help          print this help and exit\n"
+            "\n"
+            "Every key may be overridden by its environment variable, e.g.\n"
+            "TOCSIN_HTTP_LISTEN=127.0.0.1:8080 TOCSIN_REDIS_URL=redis://127.0.0.1:6379/0.\n"
+            "With kafka.brokers empty, an embedded single-node Kafka is started and its\n"
+            "address is logged. SIGTERM or SIGINT shuts down gracefully.\n"
+            "Exit status: 0 after a clean shutdown, 1 on a runtime failure, 2 on a usage or\n"
+            "configuration error.\n");
+}
+
+/* ---- ingest → store ---- */
+
+static void
+on_applied(void *token, int status, const struct tc_store_result *res)
+{
+    if (status == TC_OK) {
+        static const char *const names[] = {"accepted", "duplicate", "stale"};
+        static const enum tc_counter counters[] = {TC_M_EVENTS_ACCEPTED, TC_M_EVENTS_DUPLICATE,
+                                                   TC_M_EVENTS_STALE};
+        tc_metrics_inc(counters[res->outcome]);
+        tc_info("store", "event stored", TC_S("result", names[res->outcome]),
+                TC_U("seq", res->outcome == TC_STORE_ACCEPTED ? res->seq : 0));
+    }
+    tc_ingest_done(app.ingest, token, status);
+}
+
+static void
+apply_event(void *arg, const struct tc_event *ev, void *token)
+{
+    TC_UNUSED(arg);
+    tc_debug("ingest", "event", TC_S("event_id", ev->event_id), TC_S("incident", ev->incident_id),
+             TC_I("version", ev->version));
+    tc_store_apply(app.store, ev, on_applied, token);
+}
+
+static void
+on_store_ready(void *arg, bool ready)
+{
+    TC_UNUSED(arg);
+    tc_info("main", ready ? "redis ready, ingest resumes" : "redis unavailable, ingest paused");
+    if (app.ingest != NULL && !app.stopping) {
+        tc_ingest_set_paused(app.ingest, !ready);
+    }
+}
+
+static bool
+kafka_ready(void *arg)
+{
+    TC_UNUSED(arg);
+    return app.ingest != NULL && tc_ingest_ready(app.ingest);
+}
+
+/* ---- shutdown ---- */
+
+static void
+close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h)) {
+        uv_close(h, NULL);
+    }
+}
+
+static void
+on_store_closed(void *arg)
+{
+    TC_UNUSED(arg);
+    app.store = NULL;
+    tc_hub_free(app.hub);
+    app.hub = NULL;
+    tc_ws_free(app.ws);
+    app.ws = NULL;
+    close_handle((uv_handle_t *)&app.deadline);
+    close_handle((uv_handle_t *)&app.grace);
+    close_handle((uv_handle_t *)&app.sigterm);
+    close_handle((uv_handle_t *)&app.sigint);
+    tc_info("main", "stopped");
+}
+
+static void
+finish_shutdown(uv_timer_t *t)
+{
+    TC_UNUSED(t);
+    uv_timer_stop(&app.grace);
+    if (app.server != NULL) {
+        tc_server_free(app.server);
+        app.server = NULL;
+    }
+    if (app.store != NULL) {
+        tc_store_close(app.store, on_store_closed, NULL);
+    }
+}
+
+/* Waits (briefly) for the 1001 close frames to reach the clients. */
+static void
+check_sessions_closed(uv_timer_t *t)
+{
+    static int rounds;
+    if ((tc_ws_session_count(app.ws) == 0 && tc_server_sse_count(app.server) == 0) ||
+        ++rounds >= 20) {
+        finish_shutdown(t);
+    }
+}
+
+static void
+on_ingest_closed(void *arg)
+{
+    TC_UNUSED(arg);
+    app.ingest = NULL;
+    tc_info("main", "ingest stopped, offsets committed");
+    uv_timer_start(&app.grace, check_sessions_closed, 0, 50);
+}
+
+static void
+on_deadline(uv_timer_t *t)
+{
+    TC_UNUSED(t);
+    tc_err("main", "shutdown took too long, exiting",
+           TC_U("timeout_ms", app.cfg.shutdown_timeout_ms));
+    exit(1);
+}
+
+static void
+on_signal(uv_signal_t *h, int signum)
+{
+    TC_UNUSED(h);
+    if (app.stopping) {
+        tc_warn("main", "second signal, exiting now", TC_I("signal", signum));
+        exit(1);
+    }
+    app.stopping = true;
+    tc_info("main", "shutting down", TC_S("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"),
+            TC_U("ws_sessions", tc_ws_session_count(app.ws)));
+    uv_timer_start(&app.deadline, on_deadline, app.cfg.shutdown_timeout_ms, 0);
+    uv_unref((uv_handle_t *)&app.deadline);
+    tc_ws_shutdown(app.ws);
+    tc_server_shutdown(app.server);
+    if (app.ingest != NULL) {
+        tc_ingest_close(app.ingest, app.cfg.shutdown_timeout_ms / 2, on_ingest_closed, NULL);
+    } else {
+        on_ingest_closed(NULL);
+    }
+}
+
+/* ---- start ---- */
+
+static int
+parse_args(int argc, char **argv, const char **config_path, bool *check_only)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {"help-config", no_argument, NULL, 'H'},
+        {"check-config", no_argument, NULL, 'C'}, {NULL, 0, NULL, 0},
+    };
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":c:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            *config_path = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        case 'V':
+            printf("tocsind %s\n", TOCSIN_VERSION);
+            exit(0);
+        case 'H':
+            tc_config_print_reference(stdout);
+            exit(0);
+        case 'C':
+            *check_only = true;
+            break;
+        case ':':
+            fprintf(stderr, "tocsind: option %s needs a value\n", argv[optind - 1]);
+            return 2;
+        default:
+            fprintf(stderr, "tocsind: unknown option %s (try --help)\n", argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "tocsind: unexpected argument \"%s\" (try --help)\n", argv[optind]);
+        return 2;
+    }
     return 0;
+}
+
+static int
+start(void)
+{
+    struct tc_error err = {""};
+    const char *bootstrap = app.cfg.kafka_brokers;
+    if (bootstrap[0] == '\0') {
+        app.kafka = tc_kafka_embedded_new(app.cfg.kafka_topic, app.cfg.kafka_dlq_topic,
+                                          (int)app.cfg.kafka_partitions, &err);
+        if (app.kafka == NULL) {
+            tc_err("main", "cannot start the embedded Kafka", TC_S("error", err.text));
+            return 1;
+        }
+        bootstrap = tc_kafka_embedded_bootstrap(app.kafka);
+        tc_info("main", "embedded Kafka started (data lives only as long as this process)",
+                TC_S("bootstrap", bootstrap), TC_S("topic", app.cfg.kafka_topic));
+    }
+    app.store = tc_store_new(app.loop, &app.cfg, on_store_ready, NULL);
+    app.hub = tc_hub_new(&app.cfg);
+    app.ws = tc_ws_new(app.loop, &app.cfg, app.hub);
+    struct tc_server_deps deps = {
+        .hub = app.hub, .store = app.store, .kafka_ready = kafka_ready, .kafka_arg = NULL};
+    app.server = tc_server_new(app.loop, &app.cfg, tc_ws_protocol(app.ws), &deps, &err);
+    if (app.server == NULL) {
+        tc_err("main", "cannot start the HTTP server", TC_S("error", err.text),
+               TC_S("listen", app.cfg.http_listen));
+        return 1;
+    }
+    struct tc_ingest_hooks hooks = {.apply = apply_event, .arg = NULL};
+    app.ingest = tc_ingest_new(app.loop, &app.cfg, bootstrap, &hooks, &err);
+    if (app.ingest == NULL) {
+        tc_err("main", "cannot start the Kafka consumer", TC_S("error", err.text));
+        return 1;
+    }
+    /* Nothing is taken from Kafka until Redis is ready. */
+    tc_ingest_set_paused(app.ingest, true);
+    tc_store_start(app.store);
+    struct tc_store_follow_cbs follow = {
+        .load = tc_hub_load, .entries = tc_hub_entries, .arg = app.hub};
+    tc_store_follow(app.store, &follow, (size_t)app.cfg.ws_replay_cap);
+    if (tc_ingest_start(app.ingest) != TC_OK) {
+        tc_err("main", "cannot subscribe to the Kafka topic", TC_S("topic", app.cfg.kafka_topic));
+        return 1;
+    }
+    tc_info("main", "tocsind started", TC_S("version", TOCSIN_VERSION),
+            TC_S("listen", app.cfg.http_listen), TC_I("port", tc_server_port(app.server)),
+            TC_S("kafka", bootstrap), TC_S("redis", app.cfg.redis_host),
+            TC_I("redis_port", app.cfg.redis_port), TC_S("prefix", app.cfg.redis_prefix));
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *config_path = NULL;
+    bool check_only = false;
+    int rc = parse_args(argc, argv, &config_path, &check_only);
+    if (rc != 0) {
+        return rc;
+    }
+    struct tc_error err = {""};
+    if (tc_config_load(&app.cfg, config_path, environ, &err) != TC_OK) {
+        fprintf(stderr, "tocsind: configuration error: %s\n", err.text);
+        return 2;
+    }
+    if (check_only) {
+        tc_config_print_effective(&app.cfg, stdout);
+        tc_config_fini(&app.cfg);
+        return 0;
+    }
+    enum tc_log_level level = TC_LOG_INFO;
+    tc_log_parse_level(app.cfg.log_level, &level);
+    tc_log_set_level(level);
+    signal(SIGPIPE, SIG_IGN);
+
+    app.loop = uv_default_loop();
+    uv_timer_init(app.loop, &app.deadline);
+    uv_timer_init(app.loop, &app.grace);
+    uv_signal_init(app.loop, &app.sigterm);
+    uv_signal_init(app.loop, &app.sigint);
+    uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&app.sigint, on_signal, SIGINT);
+
+    rc = start();
+    if (rc != 0) {
+        /* Start-up failed: no clean shutdown to run, the OS reclaims the rest. */
+        exit(rc);
+    }
+    uv_run(app.loop, UV_RUN_DEFAULT);
+    /* lws and hiredis close their handles asynchronously: let them finish. */
+    uv_run(app.loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(app.loop) != 0) {
+        tc_debug("main", "loop still had handles at exit");
+    }
+    tc_kafka_embedded_free(app.kafka);
+    tc_config_fini(&app.cfg);
+    return app.exit_code;
 }

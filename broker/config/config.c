@@ -7,6 +7,7 @@
 #include "config/config.h"
 #include "log/log.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -151,8 +152,8 @@ set_from_text(struct tc_config *cfg, const struct tc_config_key *k, const char *
     case TC_CFG_STRING: {
         size_t len = strlen(text);
         if ((int64_t)len < k->min || (int64_t)len > k->max) {
-            return tc_error_set(err, TC_EINVAL, "%s: length %zu is outside %lld..%lld", k->key,
-                                len, (long long)k->min, (long long)k->max);
+            return tc_error_set(err, TC_EINVAL, "%s: length %zu is outside %lld..%lld", k->key, len,
+                                (long long)k->min, (long long)k->max);
         }
         free(*(char **)f);
         *(char **)f = tc_xstrdup(text);
@@ -283,7 +284,22 @@ find_key(const char *key)
     return NULL;
 }
 
-/* Walks the file's objects; "http": {"listen": ...} names key "http.listen". */
+/* True when some key lives under section, e.g. "http" for "http.listen". */
+static bool
+is_section(const char *section)
+{
+    size_t n = strlen(section);
+    for (size_t i = 0; i < tc_config_key_count; i++) {
+        if (strncmp(tc_config_keys[i].key, section, n) == 0 && tc_config_keys[i].key[n] == '.') {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Walks the file's objects; "http": {"listen": ...} names key "http.listen".
+ * Accepts exactly what schemas/config.schema.json accepts: "$schema" and
+ * "$comment" only at the top, no dotted names, no unknown (even empty) section. */
 static int
 load_object(struct tc_config *cfg, json_t *obj, const char *prefix, struct tc_error *err)
 {
@@ -296,23 +312,23 @@ load_object(struct tc_config *cfg, json_t *obj, const char *prefix, struct tc_er
         if (n < 0 || (size_t)n >= sizeof(key)) {
             return tc_error_set(err, TC_EINVAL, "key too long: %.60s...", key);
         }
-        if (name[0] == '$') {
-            continue; /* "$schema", "$comment" */
+        if (prefix[0] == '\0' && (strcmp(name, "$schema") == 0 || strcmp(name, "$comment") == 0)) {
+            continue;
         }
-        const struct tc_config_key *k = find_key(key);
+        const struct tc_config_key *k = strchr(name, '.') == NULL ? find_key(key) : NULL;
         if (k != NULL) {
             int rc = set_from_json(cfg, k, v, err);
             if (rc != TC_OK) {
                 return rc;
             }
-        } else if (json_is_object(v)) {
+        } else if (json_is_object(v) && strchr(name, '.') == NULL && is_section(key)) {
             int rc = load_object(cfg, v, key, err);
             if (rc != TC_OK) {
                 return rc;
             }
         } else {
-            return tc_error_set(err, TC_EINVAL, "unknown key \"%s\" (tocsind --help-config lists them)",
-                                key);
+            return tc_error_set(err, TC_EINVAL,
+                                "unknown key \"%s\" (tocsind --help-config lists them)", key);
         }
     }
     return TC_OK;
@@ -382,27 +398,33 @@ load_env(struct tc_config *cfg, char *const *envp, struct tc_error *err)
 int
 tc_config_load(struct tc_config *cfg, const char *path, char *const *envp, struct tc_error *err)
 {
-    int rc;
+    int rc = TC_OK;
     memset(cfg, 0, sizeof(*cfg));
     for (size_t i = 0; i < tc_config_key_count; i++) {
         rc = set_from_text(cfg, &tc_config_keys[i], tc_config_keys[i].def, err);
         if (rc != TC_OK) {
-            return rc; /* a bad default is a bug, and the unit test catches it */
+            goto out; /* a bad default is a bug, and the unit test catches it */
         }
     }
     if (path != NULL && (rc = load_file(cfg, path, err)) != TC_OK) {
-        return rc;
+        goto out;
     }
     if ((rc = load_env(cfg, envp, err)) != TC_OK) {
-        return rc;
+        goto out;
     }
     for (size_t i = 0; i < tc_config_key_count; i++) {
         const struct tc_config_key *k = &tc_config_keys[i];
         if (k->check != NULL && (rc = k->check(cfg, err)) != TC_OK) {
-            return rc;
+            goto out;
         }
     }
-    return TC_OK;
+out:
+    /* A half-loaded config is freed here, so callers need no cleanup on error
+     * (and tc_config_fini on the zeroed struct stays harmless). */
+    if (rc != TC_OK) {
+        tc_config_fini(cfg);
+    }
+    return rc;
 }
 
 void
@@ -431,8 +453,9 @@ parse_host_port(const char *key, const char *s, char **host, int *port, struct t
     }
     char *end = NULL;
     errno = 0;
-    long p = strtol(colon + 1, &end, 10);
-    if (errno != 0 || end == colon + 1 || *end != '\0' || p < 0 || p > 65535) {
+    /* Digits only: strtol alone would take " 80", "+80" and "-0". */
+    long p = isdigit((unsigned char)colon[1]) ? strtol(colon + 1, &end, 10) : -1;
+    if (errno != 0 || p < 0 || *end != '\0' || p > 65535) {
         return tc_error_set(err, TC_EINVAL, "%s: \"%s\" has no valid port (0-65535)", key, s);
     }
     const char *h = s;
@@ -458,17 +481,24 @@ check_redis_url(struct tc_config *cfg, struct tc_error *err)
 {
     const char *u = cfg->redis_url;
     if (strncmp(u, "redis://", 8) != 0) {
-        return tc_error_set(err, TC_EINVAL, "redis.url: must start with redis:// (TLS is not supported)");
+        return tc_error_set(err, TC_EINVAL,
+                            "redis.url: must start with redis:// (TLS is not supported)");
     }
     u += 8;
     if (strchr(u, '@') != NULL) {
-        return tc_error_set(err, TC_EINVAL, "redis.url: passwords in the URL are not supported yet");
+        return tc_error_set(err, TC_EINVAL,
+                            "redis.url: passwords in the URL are not supported yet");
     }
     const char *slash = strchr(u, '/');
     char hostport[300];
     size_t hlen = slash ? (size_t)(slash - u) : strlen(u);
-    if (hlen == 0 || hlen >= sizeof(hostport)) {
+    /* Room for the host, ":6379" appended below and the NUL. */
+    if (hlen == 0) {
         return tc_error_set(err, TC_EINVAL, "redis.url: no host");
+    }
+    if (hlen + sizeof(":6379") > sizeof(hostport)) {
+        return tc_error_set(err, TC_EINVAL, "redis.url: host longer than %zu bytes",
+                            sizeof(hostport) - sizeof(":6379"));
     }
     memcpy(hostport, u, hlen);
     hostport[hlen] = '\0';
@@ -482,8 +512,8 @@ check_redis_url(struct tc_config *cfg, struct tc_error *err)
     cfg->redis_db = 0;
     if (slash != NULL && slash[1] != '\0') {
         char *end = NULL;
-        long db = strtol(slash + 1, &end, 10);
-        if (*end != '\0' || db < 0 || db > 1000) {
+        long db = isdigit((unsigned char)slash[1]) ? strtol(slash + 1, &end, 10) : -1;
+        if (db < 0 || *end != '\0' || db > 1000) {
             return tc_error_set(err, TC_EINVAL, "redis.url: database \"%s\" is not a number",
                                 slash + 1);
         }
@@ -546,7 +576,8 @@ static int
 check_log_level(struct tc_config *cfg, struct tc_error *err)
 {
     enum tc_log_level level;
-    if (tc_log_parse_level(cfg->log_level, &level) != TC_OK) {
+    /* "fatal" parses as a level but is not one to configure: it would hide errors. */
+    if (tc_log_parse_level(cfg->log_level, &level) != TC_OK || level > TC_LOG_ERROR) {
         return tc_error_set(err, TC_EINVAL, "log.level: \"%s\" is not debug, info, warn or error",
                             cfg->log_level);
     }

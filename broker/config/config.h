@@ -66,7 +66,8 @@ struct tc_config {
 
 /* Fills cfg with the defaults, then the file at path (may be NULL), then the
  * environment (envp style, may be NULL for none), and validates the result.
- * On failure err names the key and the reason. @returns 0 or TC_EINVAL. */
+ * On failure err names the key and the reason, and cfg is left zeroed with
+ * nothing to free. @returns 0 or TC_EINVAL. */
 int tc_config_load(struct tc_config *cfg, const char *path, char *const *envp,
                    struct tc_error *err);
 void tc_config_fini(struct tc_config *cfg);

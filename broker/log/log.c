@@ -2,7 +2,8 @@
  *
  * The logfmt writer. Each line is built in a bounded stack buffer and written
  * with one write(2), so lines from librdkafka's threads never interleave.
- * Values longer than the buffer are cut and marked with "...".
+ * Values longer than the buffer are cut and marked with "...", never inside an
+ * escape sequence and with a cut quoted value still closed by its quote.
  */
 #include "log/log.h"
 #include "util/util.h"
@@ -41,13 +42,19 @@ struct line {
     char buf[LINE_MAX_BYTES];
     size_t len;
     bool cut;
+    bool quoted; /* inside a quoted value: a cut must close the quote */
 };
+
+/* Keep room for the "...\"\n" that ends a cut line. */
+#define TAIL_BYTES 5
 
 static void
 put(struct line *l, const char *s, size_t n)
 {
-    /* Keep 4 bytes for "...\n". */
-    size_t room = sizeof(l->buf) - 4 - l->len;
+    size_t room = sizeof(l->buf) - TAIL_BYTES - l->len;
+    if (l->cut) {
+        return;
+    }
     if (n > room) {
         n = room;
         l->cut = true;
@@ -56,8 +63,18 @@ put(struct line *l, const char *s, size_t n)
     l->len += n;
 }
 
+/* Writes s whole or, at the bound, not at all: an escape sequence cut in half
+ * would leave a lone backslash that escapes the "..." after it. */
 static void
-putf(struct line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+put_whole(struct line *l, const char *s, size_t n)
+{
+    if (!l->cut && n > sizeof(l->buf) - TAIL_BYTES - l->len) {
+        l->cut = true;
+    }
+    put(l, s, n);
+}
+
+static void putf(struct line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
 putf(struct line *l, const char *fmt, ...)
@@ -68,7 +85,7 @@ putf(struct line *l, const char *fmt, ...)
     int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
     va_end(ap);
     if (n > 0) {
-        put(l, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+        put_whole(l, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
     }
 }
 
@@ -78,6 +95,9 @@ putf(struct line *l, const char *fmt, ...)
 static void
 put_value(struct line *l, const char *s)
 {
+    if (l->cut) {
+        return;
+    }
     if (s == NULL) {
         put(l, "null", 4);
         return;
@@ -95,27 +115,37 @@ put_value(struct line *l, const char *s)
         return;
     }
     put(l, "\"", 1);
+    l->quoted = !l->cut;
     for (const char *p = s; *p && !l->cut; p++) {
         unsigned char c = (unsigned char)*p;
         if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char)c};
-            put(l, e, 2);
+            put_whole(l, e, 2);
         } else if (c == '\n') {
-            put(l, "\\n", 2);
+            put_whole(l, "\\n", 2);
         } else if (c < 0x20 || c == 0x7f) {
             putf(l, "\\x%02x", c);
         } else {
-            put(l, (const char *)&c, 1);
+            /* A UTF-8 sequence goes whole, so a cut never leaves half a character. */
+            size_t n = 1;
+            while (c >= 0xc0 && n < 4 && ((unsigned char)p[n] & 0xc0) == 0x80) {
+                n++;
+            }
+            put_whole(l, p, n);
+            p += n - 1;
         }
     }
     put(l, "\"", 1);
+    if (!l->cut) {
+        l->quoted = false;
+    }
 }
 
 void
-tc_log_write(enum tc_log_level level, const char *sub, const char *msg,
-             const struct tc_kv *kv, int nkv)
+tc_log_write(enum tc_log_level level, const char *sub, const char *msg, const struct tc_kv *kv,
+             int nkv)
 {
-    struct line l = {.len = 0, .cut = false};
+    struct line l = {.len = 0, .cut = false, .quoted = false};
     char ts[32];
     tc_rfc3339_now(ts);
     put(&l, "ts=", 3);
@@ -149,8 +179,9 @@ tc_log_write(enum tc_log_level level, const char *sub, const char *msg,
         }
     }
     if (l.cut) {
-        memcpy(l.buf + l.len, "...", 3);
-        l.len += 3;
+        /* The cut value stays one well-formed value: `k=aaa...` or `k="a\"a..."`. */
+        memcpy(l.buf + l.len, "...\"", l.quoted ? 4 : 3);
+        l.len += l.quoted ? 4 : 3;
     }
     l.buf[l.len++] = '\n';
     /* One write per line; a short write to stderr is not worth a retry loop. */

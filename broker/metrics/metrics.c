@@ -66,7 +66,7 @@ static const struct desc hist_desc[TC_H_HISTOGRAM_COUNT] = {
 /* clang-format on */
 
 static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                0.1,    0.25,  0.5,    1,     2.5,  5,    10};
+                                0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 #define NBOUNDS TC_ARRAY_SIZE(bounds)
 
 struct hist {
@@ -128,12 +128,29 @@ tc_metrics_observe(enum tc_histogram h, double seconds)
     atomic_fetch_add_explicit(&hists[h].sum_us, us, memory_order_relaxed);
 }
 
-static void
-header(FILE *f, const struct desc *d, const char *type)
+/* True when rows[i] is not the first row of its family (already rendered). */
+static bool
+seen_before(const struct desc *rows, int i)
 {
-    if (d->help != NULL) {
-        fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", d->name, d->help, d->name, type);
+    for (int j = 0; j < i; j++) {
+        if (strcmp(rows[j].name, rows[i].name) == 0) {
+            return true;
+        }
     }
+    return false;
+}
+
+/* HELP and TYPE of the family of rows[i], whichever of its rows has the help. */
+static void
+header(FILE *f, const struct desc *rows, int n, int i, const char *type)
+{
+    for (int j = i; j < n; j++) {
+        if (strcmp(rows[j].name, rows[i].name) == 0 && rows[j].help != NULL) {
+            fprintf(f, "# HELP %s %s\n", rows[i].name, rows[j].help);
+            break;
+        }
+    }
+    fprintf(f, "# TYPE %s %s\n", rows[i].name, type);
 }
 
 static void
@@ -155,20 +172,37 @@ tc_metrics_render(size_t *len)
         abort();
     }
     char v[64];
+    /* The text format wants all rows of a family in one group after its HELP
+     * and TYPE, wherever the enum puts them (sessions_opened ws/sse are apart). */
     for (int i = 0; i < TC_M_COUNTER_COUNT; i++) {
-        header(f, &counter_desc[i], "counter");
-        snprintf(v, sizeof(v), "%llu", (unsigned long long)tc_metrics_get((enum tc_counter)i));
-        sample(f, counter_desc[i].name, "", counter_desc[i].labels, "", v);
+        if (seen_before(counter_desc, i)) {
+            continue;
+        }
+        header(f, counter_desc, TC_M_COUNTER_COUNT, i, "counter");
+        for (int j = i; j < TC_M_COUNTER_COUNT; j++) {
+            if (strcmp(counter_desc[j].name, counter_desc[i].name) == 0) {
+                snprintf(v, sizeof(v), "%llu",
+                         (unsigned long long)tc_metrics_get((enum tc_counter)j));
+                sample(f, counter_desc[j].name, "", counter_desc[j].labels, "", v);
+            }
+        }
     }
     for (int i = 0; i < TC_G_GAUGE_COUNT; i++) {
-        header(f, &gauge_desc[i], "gauge");
-        snprintf(v, sizeof(v), "%lld", (long long)tc_metrics_gauge_get((enum tc_gauge)i));
-        sample(f, gauge_desc[i].name, "", gauge_desc[i].labels, "", v);
+        if (seen_before(gauge_desc, i)) {
+            continue;
+        }
+        header(f, gauge_desc, TC_G_GAUGE_COUNT, i, "gauge");
+        for (int j = i; j < TC_G_GAUGE_COUNT; j++) {
+            if (strcmp(gauge_desc[j].name, gauge_desc[i].name) == 0) {
+                snprintf(v, sizeof(v), "%lld", (long long)tc_metrics_gauge_get((enum tc_gauge)j));
+                sample(f, gauge_desc[j].name, "", gauge_desc[j].labels, "", v);
+            }
+        }
     }
     for (int i = 0; i < TC_H_HISTOGRAM_COUNT; i++) {
         const struct desc *d = &hist_desc[i];
         struct hist *h = &hists[i];
-        header(f, d, "histogram");
+        header(f, hist_desc, TC_H_HISTOGRAM_COUNT, i, "histogram");
         uint64_t cum = 0;
         char le[32];
         for (size_t b = 0; b <= NBOUNDS; b++) {

@@ -1,0 +1,76 @@
+/* tocsin — SPDX-License-Identifier: MIT
+ *
+ * Folder-private parts of http/: the per-connection state and the helpers
+ * routes.c and sse.c share with server.c.
+ */
+#ifndef TC_HTTP_INTERNAL_H
+#define TC_HTTP_INTERNAL_H
+
+#include "http/server.h"
+#include "model/frame_queue.h"
+
+struct tc_http__pending;
+
+/* Per HTTP connection (lws per-session data, zeroed by lws). */
+struct tc_http__conn {
+    struct tc_hub_sink sink; /* first: SSE streams are hub sinks */
+    struct tc_server *srv;
+    struct lws *wsi;
+    struct tc_http__conn *prev, *next; /* SSE streams only */
+    enum { CONN_IDLE, CONN_RESPONSE, CONN_PENDING, CONN_SSE } kind;
+    /* A whole response: LWS_PRE bytes of headroom, then body_len bytes. */
+    int status;
+    const char *content_type;
+    unsigned char *body;
+    size_t body_len;
+    char etag[TC_EPOCH_MAX + 32];
+    bool close_after;
+    struct tc_http__pending *pending; /* an answer from Redis to wait for */
+    /* SSE */
+    bool sse_headers_sent;
+    bool sse_closing;
+    struct tc_hub_sub *sub;
+    struct tc_frame_queue q;
+    uint64_t last_send_ms;
+};
+
+struct tc_server {
+    uv_loop_t *loop;
+    const struct tc_config *cfg;
+    struct tc_server_deps deps;
+    struct lws_context *ctx;
+    struct lws_vhost *vhost;
+    struct lws_protocols protocols[3];
+    lws_retry_bo_t retry;
+    struct tc_http__conn sse; /* list head of SSE streams */
+    size_t nsse;
+    uv_timer_t sse_heartbeat;
+    bool shutting_down;
+};
+
+/* Queues a complete response on c and asks for a writeable callback.
+ * @takes body (allocated with tc_http__body_alloc, may be NULL). */
+void tc_http__respond(struct tc_http__conn *c, int status, const char *content_type,
+                      unsigned char *body, size_t len);
+/* A JSON error body: {"error":code,"message":message}. */
+void tc_http__respond_error(struct tc_http__conn *c, int status, const char *code,
+                            const char *message);
+/* A buffer with LWS_PRE headroom; the returned pointer is the start of the
+ * headroom, the body goes at + LWS_PRE. */
+unsigned char *tc_http__body_alloc(size_t len);
+unsigned char *tc_http__body_from(const char *text, size_t len);
+/* Copies the raw query string (fragments joined by '&') into qs. @returns 0
+ * or TC_ETOOBIG. */
+int tc_http__query(struct lws *wsi, char *qs, size_t len);
+
+/* routes.c */
+int tc_http__route(struct tc_http__conn *c, const char *path);
+void tc_http__pending_detach(struct tc_http__conn *c);
+
+/* sse.c */
+void tc_http__sse_start(struct tc_http__conn *c);
+int tc_http__sse_writeable(struct tc_http__conn *c);
+void tc_http__sse_closed(struct tc_http__conn *c);
+void tc_http__sse_heartbeat(uv_timer_t *t);
+
+#endif

@@ -1,0 +1,330 @@
+/* tocsin — SPDX-License-Identifier: MIT
+ *
+ * The lws context on the main libuv loop, the HTTP protocol callback (it only
+ * dispatches) and whole-response writing. HTTP/2 and permessage-deflate stay
+ * off (DESIGN §10); request bodies and headers are capped here.
+ * @loop main.
+ */
+#include "http/http_internal.h"
+#include "log/log.h"
+#include "metrics/metrics.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+bool
+tc_server_origin_allowed(const struct tc_config *cfg, const char *origin)
+{
+    if (cfg->ws_allowed_origins == NULL || cfg->ws_allowed_origins[0] == NULL ||
+        origin == NULL || origin[0] == '\0') {
+        return true;
+    }
+    for (char **o = cfg->ws_allowed_origins; *o; o++) {
+        if (strcmp(*o, origin) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+unsigned char *
+tc_http__body_alloc(size_t len)
+{
+    return tc_xmalloc(LWS_PRE + len + 1);
+}
+
+unsigned char *
+tc_http__body_from(const char *text, size_t len)
+{
+    unsigned char *b = tc_http__body_alloc(len);
+    memcpy(b + LWS_PRE, text, len);
+    return b;
+}
+
+int
+tc_http__query(struct lws *wsi, char *qs, size_t len)
+{
+    size_t n = 0;
+    qs[0] = '\0';
+    for (int i = 0;; i++) {
+        char frag[1024];
+        int got = lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (got <= 0) {
+            break;
+        }
+        if (n + (size_t)got + 2 > len) {
+            return TC_ETOOBIG;
+        }
+        n += (size_t)snprintf(qs + n, len - n, "%s%s", n ? "&" : "", frag);
+    }
+    return TC_OK;
+}
+
+void
+tc_http__respond(struct tc_http__conn *c, int status, const char *content_type,
+                 unsigned char *body, size_t len)
+{
+    free(c->body);
+    c->kind = CONN_RESPONSE;
+    c->status = status;
+    c->content_type = content_type;
+    c->body = body;
+    c->body_len = body ? len : 0;
+    tc_metrics_inc(TC_M_HTTP_REQUESTS);
+    if (status >= 400) {
+        tc_metrics_inc(TC_M_HTTP_ERRORS);
+    }
+    lws_callback_on_writable(c->wsi);
+}
+
+void
+tc_http__respond_error(struct tc_http__conn *c, int status, const char *code, const char *message)
+{
+    json_t *o = json_pack("{s:s,s:s}", "error", code, "message", message);
+    char *text = json_dumps(o, JSON_COMPACT);
+    size_t len = strlen(text);
+    unsigned char *b = tc_http__body_from(text, len);
+    free(text);
+    json_decref(o);
+    tc_http__respond(c, status, "application/json", b, len);
+}
+
+/* Writes the queued whole response: headers, then the body in one write. */
+static int
+write_response(struct tc_http__conn *c)
+{
+    unsigned char hbuf[LWS_PRE + 1024];
+    unsigned char *start = hbuf + LWS_PRE, *p = start, *end = hbuf + sizeof(hbuf) - 1;
+    if (lws_add_http_common_headers(c->wsi, (unsigned)c->status, c->content_type,
+                                    (lws_filepos_t)c->body_len, &p, end) ||
+        lws_add_http_header_by_name(c->wsi, (const unsigned char *)"cache-control:",
+                                    (const unsigned char *)"no-cache", 8, &p, end)) {
+        return -1;
+    }
+    if (c->etag[0] && lws_add_http_header_by_name(c->wsi, (const unsigned char *)"etag:",
+                                                  (const unsigned char *)c->etag,
+                                                  (int)strlen(c->etag), &p, end)) {
+        return -1;
+    }
+    if (lws_finalize_write_http_header(c->wsi, start, &p, end)) {
+        return -1;
+    }
+    if (c->body_len > 0 &&
+        lws_write(c->wsi, c->body + LWS_PRE, c->body_len, LWS_WRITE_HTTP_FINAL) <
+            (int)c->body_len) {
+        return -1;
+    }
+    free(c->body);
+    c->body = NULL;
+    c->kind = CONN_IDLE;
+    c->etag[0] = '\0';
+    if (c->close_after) {
+        return -1;
+    }
+    return lws_http_transaction_completed(c->wsi) ? -1 : 0;
+}
+
+static int
+on_http(struct tc_http__conn *c, struct lws *wsi)
+{
+    c->wsi = wsi;
+    c->etag[0] = '\0';
+    char path[256];
+    int n = lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI);
+    if (n <= 0) {
+        c->close_after = true;
+        bool too_long = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
+        if (!too_long && (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0 ||
+                          lws_hdr_total_length(wsi, WSI_TOKEN_PUT_URI) > 0 ||
+                          lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI) > 0 ||
+                          lws_hdr_total_length(wsi, WSI_TOKEN_PATCH_URI) > 0)) {
+            tc_http__respond_error(c, 405, "method_not_allowed", "this route takes GET only");
+        } else {
+            tc_http__respond_error(c, 414, "uri_too_long", "the path is too long");
+        }
+        return 0;
+    }
+    return tc_http__route(c, path);
+}
+
+static int
+on_confirm_upgrade(struct lws *wsi, struct tc_server *srv)
+{
+    char path[64], origin[256] = "";
+    if (lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI) <= 0 ||
+        strcmp(path, "/v1/ws") != 0) {
+        lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "WebSocket is at /v1/ws");
+        return 1;
+    }
+    lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN);
+    if (!tc_server_origin_allowed(srv->cfg, origin)) {
+        tc_metrics_inc(TC_M_ORIGIN_REFUSED);
+        tc_info("http", "origin refused", TC_S("origin", origin));
+        lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
+        return 1;
+    }
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) <= 0) {
+        lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST,
+                               "use the WebSocket subprotocol tocsin.v1");
+        return 1;
+    }
+    return 0;
+}
+
+static int
+http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+    struct tc_http__conn *c = user;
+    struct tc_server *srv = (struct tc_server *)lws_get_protocol(wsi)->user;
+    TC_UNUSED(in);
+    TC_UNUSED(len);
+    switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return on_confirm_upgrade(wsi, srv);
+    case LWS_CALLBACK_HTTP:
+        c->srv = srv;
+        return on_http(c, wsi);
+    case LWS_CALLBACK_HTTP_BODY:
+        /* No route here takes a body; the answer was already chosen. */
+        return 0;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (c->kind == CONN_SSE) {
+            return tc_http__sse_writeable(c);
+        }
+        if (c->kind == CONN_RESPONSE) {
+            return write_response(c);
+        }
+        return 0;
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        if (c != NULL) {
+            tc_http__pending_detach(c);
+            if (c->kind == CONN_SSE) {
+                tc_http__sse_closed(c);
+            }
+            free(c->body);
+            c->body = NULL;
+            c->kind = CONN_IDLE;
+        }
+        return 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+/* lws logs go to our logger, at our levels. */
+static void
+lws_log(int level, const char *line)
+{
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s", line);
+    size_t n = strlen(buf);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
+        buf[--n] = '\0';
+    }
+    if (level & LLL_ERR) {
+        tc_err("lws", buf);
+    } else if (level & LLL_WARN) {
+        tc_warn("lws", buf);
+    } else {
+        tc_debug("lws", buf);
+    }
+}
+
+struct tc_server *
+tc_server_new(uv_loop_t *loop, const struct tc_config *cfg, const struct lws_protocols *ws_protocol,
+              const struct tc_server_deps *deps, struct tc_error *err)
+{
+    struct tc_server *srv = tc_xcalloc(1, sizeof(*srv));
+    srv->loop = loop;
+    srv->cfg = cfg;
+    srv->deps = *deps;
+    srv->sse.next = srv->sse.prev = &srv->sse;
+    srv->protocols[0] = (struct lws_protocols){
+        .name = "http",
+        .callback = http_callback,
+        .per_session_data_size = sizeof(struct tc_http__conn),
+        .rx_buffer_size = 0,
+        .user = srv,
+    };
+    srv->protocols[1] = *ws_protocol;
+    /* Dead peers: ping after a quiet minute, hang up if nothing came back. */
+    srv->retry.secs_since_valid_ping = 60;
+    srv->retry.secs_since_valid_hangup = 90;
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    void *foreign_loops[1] = {loop};
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                   LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE |
+                   LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (strchr(cfg->http_host, ':') != NULL) {
+        info.options &= ~(uint64_t)LWS_SERVER_OPTION_DISABLE_IPV6;
+    }
+    info.foreign_loops = foreign_loops;
+    info.port = cfg->http_port;
+    info.iface = strcmp(cfg->http_host, "0.0.0.0") == 0 ? NULL : cfg->http_host;
+    info.protocols = srv->protocols;
+    info.retry_and_idle_policy = &srv->retry;
+    info.timeout_secs = 30; /* slow handshakes and requests */
+    info.max_http_header_data = 4096;
+    info.max_http_header_pool = 256;
+    info.pt_serv_buf_size = 16384;
+    info.fd_limit_per_thread = 0;
+    info.vhost_name = "tocsin";
+    info.server_string = "tocsin";
+    srv->ctx = lws_create_context(&info);
+    if (srv->ctx == NULL) {
+        tc_error_set(err, TC_EIO, "cannot start the HTTP server on %s (is the port in use?)",
+                     cfg->http_listen);
+        free(srv);
+        return NULL;
+    }
+    srv->vhost = lws_get_vhost_by_name(srv->ctx, "tocsin");
+    uv_timer_init(loop, &srv->sse_heartbeat);
+    srv->sse_heartbeat.data = srv;
+    uint64_t every = cfg->ws_heartbeat_ms / 4;
+    uv_timer_start(&srv->sse_heartbeat, tc_http__sse_heartbeat, every, every);
+    return srv;
+}
+
+int
+tc_server_port(const struct tc_server *srv)
+{
+    return srv->vhost ? lws_get_vhost_listen_port(srv->vhost) : srv->cfg->http_port;
+}
+
+void
+tc_server_shutdown(struct tc_server *srv)
+{
+    srv->shutting_down = true;
+    uv_timer_stop(&srv->sse_heartbeat);
+    for (struct tc_http__conn *c = srv->sse.next; c != &srv->sse; c = c->next) {
+        c->sse_closing = true;
+        lws_callback_on_writable(c->wsi);
+    }
+}
+
+size_t
+tc_server_sse_count(const struct tc_server *srv)
+{
+    return srv->nsse;
+}
+
+static void
+free_on_close(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void
+tc_server_free(struct tc_server *srv)
+{
+    if (srv == NULL) {
+        return;
+    }
+    lws_context_destroy(srv->ctx);
+    uv_timer_stop(&srv->sse_heartbeat);
+    uv_close((uv_handle_t *)&srv->sse_heartbeat, free_on_close);
+}

@@ -1,0 +1,147 @@
+/* tocsin — SPDX-License-Identifier: MIT
+ *
+ * Folder-private pieces of store/: the connection (one hiredis async context
+ * at a time, reconnected with backoff), the request (one command with its uv
+ * timer), the Lua script texts and the follower state. Only store/ includes
+ * this file, and only store/ includes hiredis.
+ * @loop main: everything here runs on the store's loop.
+ */
+#ifndef TC_STORE_INTERNAL_H
+#define TC_STORE_INTERNAL_H
+
+#include "store/store.h"
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+/* Most commands in flight on the command connection. Past it tc_store_apply
+ * and tc_store_get_incident fail at once with TC_EAGAIN: ingest pauses and
+ * retries, HTTP answers 503. 10000 scripts is far more than one Redis does in
+ * a timeout period, so the bound is only reached when Redis is stuck. */
+#define TC_STORE__MAX_INFLIGHT 10000
+
+/* The follower's tail: XREAD BLOCK this long, at most this many entries. */
+#define TC_STORE__BLOCK_MS  1000
+#define TC_STORE__READ_MAX  1000
+#define TC_STORE__BACKOFF0  100  /* first reconnect delay, ms */
+#define TC_STORE__BACKOFF1  2000 /* reconnect delay cap, ms */
+#define TC_STORE__MAX_DYING 4    /* dropped contexts awaiting their deferred free */
+#define TC_STORE__LOG_MAX   100  /* updates kept per incident (LTRIM) */
+
+enum tc_store__script {
+    TC_STORE__APPLY, /* the per-event script */
+    TC_STORE__LOAD,  /* the follower's full picture */
+    TC_STORE__GET,   /* one incident and its updates */
+    TC_STORE__NSCRIPTS,
+};
+
+/* The Lua texts (script.c). */
+extern const char *const tc_store__script_text[TC_STORE__NSCRIPTS];
+
+struct tc_store__req;
+struct tc_store__conn;
+
+/* Runs exactly once per request: status 0 with the reply (borrowed for the
+ * call), or TC_EIO / TC_ETIMEDOUT with reply NULL. */
+typedef void (*tc_store__done_fn)(struct tc_store__req *req, int status, const redisReply *reply);
+
+struct tc_store__req {
+    struct tc_store__conn *conn;
+    uv_timer_t timer; /* the command's timeout; closing it frees the request */
+    unsigned gen;     /* connection generation the command was sent on */
+    bool registered;  /* hiredis still owes us its callback */
+    bool done;        /* done_fn has run */
+    bool retried;     /* NOSCRIPT: EVAL was sent after EVALSHA */
+    int script;       /* enum tc_store__script, or -1 for a plain command */
+    int aux;          /* free for the done_fn (the script index of a SCRIPT LOAD) */
+    int argc;         /* script requests keep their arguments for EVAL */
+    const char **argv;
+    size_t *argvlen;
+    char *buf; /* owns argv[2..] of a script request */
+    uint64_t start_ms;
+    tc_store__done_fn done_fn;
+    union {
+        tc_store_apply_cb apply;
+        tc_store_incident_cb incident;
+    } cb;
+    void *arg;
+};
+
+struct tc_store__conn {
+    struct tc_store *store;
+    const char *name;                              /* "command" or "follow", for logs */
+    redisAsyncContext *ac;                         /* the live context, NULL when down */
+    redisAsyncContext *dying[TC_STORE__MAX_DYING]; /* dropped, freed by kill_timer */
+    uv_timer_t retry_timer;                        /* reconnect backoff */
+    uv_timer_t kill_timer; /* deferred redisAsyncFree, outside hiredis callbacks */
+    uint64_t backoff_ms;
+    unsigned gen;      /* bumped whenever the context goes away */
+    unsigned scripts;  /* bit mask of the scripts loaded on connect */
+    int setup_pending; /* SELECT and SCRIPT LOADs still to answer */
+    bool up;           /* connected, db selected, scripts loaded */
+    size_t inflight;   /* requests sent and not yet done */
+    void (*on_up)(struct tc_store__conn *c);
+};
+
+struct tc_store__follow {
+    bool active;    /* tc_store_follow was called */
+    bool busy;      /* a load or a tail round is in flight */
+    bool loaded;    /* epoch and last_seq are valid */
+    bool need_load; /* the next step is a load, not a tail round */
+    struct tc_store_follow_cbs cbs;
+    size_t history;
+    uint64_t last_seq;
+    char epoch[TC_EPOCH_MAX];
+};
+
+struct tc_store {
+    uv_loop_t *loop;
+    const struct tc_config *cfg;
+    tc_store_ready_cb ready_cb;
+    void *ready_arg;
+    struct tc_store__conn cmd;
+    struct tc_store__conn follow;
+    struct tc_store__follow f;
+    char sha[TC_STORE__NSCRIPTS][41];
+    uint64_t last_reply_ms; /* tc_now_ms of the last reply on either connection */
+    size_t nreqs;           /* requests allocated (their timers not yet closed) */
+    bool started;
+    bool closing;
+    bool handles_closing;
+    int open_handles;
+    void (*close_cb)(void *arg);
+    void *close_arg;
+};
+
+/* Requests (store.c). req_new never fails; submit sends the command, or runs
+ * done_fn at once with TC_EIO when the connection is down. For a script
+ * request argv starts at numkeys: submit prepends EVALSHA and the sha. */
+struct tc_store__req *tc_store__req_new(struct tc_store__conn *c, int script,
+                                        tc_store__done_fn done_fn);
+void tc_store__submit(struct tc_store__req *req, int argc, const char **argv, const size_t *argvlen,
+                      uint64_t timeout_ms);
+
+/* Drops c's live context (a failure the caller detected in a reply): every
+ * pending request fails, and the connection is retried with backoff. */
+void tc_store__conn_drop(struct tc_store__conn *c, const char *reason);
+
+/* The follower (follow.c): the follow connection's on_up hook. */
+void tc_store__follow_up(struct tc_store__conn *c);
+
+/* Script arguments (script.c). Fills keys and args of the per-event script
+ * into argv (numkeys first); the strings are owned by the returned block,
+ * which the caller frees. @returns the argc. */
+struct tc_store__argbuf;
+int tc_store__apply_argv(const struct tc_store *s, const struct tc_event *ev,
+                         struct tc_store__argbuf **out, const char ***argv, size_t **argvlen);
+void tc_store__argbuf_free(struct tc_store__argbuf *b);
+/* A fresh epoch candidate: hex of 16 random bytes. */
+void tc_store__epoch_candidate(char out[33]);
+/* Parses the per-event script's reply. @returns 0 or TC_EIO. */
+int tc_store__parse_apply(const redisReply *reply, struct tc_store_result *res);
+
+/* Parses one stream entry [id, [field, value, ...]] into e (strings borrowed
+ * from the reply). @returns 0 or TC_EIO. */
+int tc_store__parse_entry(const redisReply *r, struct tc_history_entry *e);
+
+#endif

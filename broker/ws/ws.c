@@ -1,0 +1,428 @@
+/* tocsin — SPDX-License-Identifier: MIT
+ *
+ * WebSocket sessions: the lws protocol callback dispatches to named
+ * functions; each session has a bounded ring of shared frames and writes one
+ * frame per writeable callback. A session whose ring is full is closed with
+ * 1013 (it reconnects with since and loses nothing) without slowing anyone.
+ * @loop main. Does not create the lws context (http/ does).
+ */
+#include "ws/ws.h"
+#include "log/log.h"
+#include "metrics/metrics.h"
+#include "model/frame_queue.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+_Static_assert(LWS_PRE <= TC_FRAME_HEADROOM, "frames need room for the WebSocket header");
+
+/* A session that must close but whose peer does not read gets this long to
+ * take the close frame; then lws drops the connection. */
+#define CLOSE_GRACE_S 3
+
+/* RFC 6455 1013 "try again later"; lws 4.1 has no name for it. */
+#define CLOSE_TRY_AGAIN_LATER 1013
+
+struct session {
+    struct tc_hub_sink sink; /* first: the hub hands it back to us */
+    struct tc_ws *ws;
+    struct lws *wsi;
+    struct session *prev, *next;
+    struct tc_hub_sub **subs; /* at most cfg->ws_max_subscriptions */
+    uint16_t nsubs;
+    uint16_t close_code; /* nonzero: close with it at the next writeable */
+    bool established;
+    /* Frames to send, bounded by cfg->ws_send_queue: past it, close 1013. */
+    struct tc_frame_queue q;
+    /* A client message arriving in several fragments, bounded by ws_max_message. */
+    char *rx;
+    size_t rx_len;
+    uint64_t last_send_ms;
+};
+
+struct tc_ws {
+    uv_loop_t *loop;
+    const struct tc_config *cfg;
+    struct tc_hub *hub;
+    struct lws_protocols protocol;
+    struct session sessions; /* list head */
+    size_t nsessions;
+    uv_timer_t heartbeat;
+    bool shutting_down;
+};
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len);
+static int sink_push(struct tc_hub_sink *sink, struct tc_frame *f);
+static const struct tc_hub_sink_ops sink_ops = {.push = sink_push};
+
+static void
+drop_queue(struct session *s)
+{
+    tc_metrics_gauge_add(TC_G_SEND_QUEUE_FRAMES, -(int64_t)tc_frame_queue_clear(&s->q));
+}
+
+/* Asks for the session to close with code at its next writeable moment; its
+ * queued frames are dropped now, so a stuck peer holds no memory. */
+static void
+begin_close(struct session *s, uint16_t code)
+{
+    if (s->close_code != 0) {
+        return;
+    }
+    s->close_code = code;
+    drop_queue(s);
+    lws_callback_on_writable(s->wsi);
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, CLOSE_GRACE_S);
+}
+
+/* Sets the close code and reason lws sends when the callback returns -1. */
+static void
+close_with(struct session *s, uint16_t code, const char *why)
+{
+    unsigned char reason[64];
+    size_t n = strlen(why) < sizeof(reason) ? strlen(why) : sizeof(reason);
+    memcpy(reason, why, n);
+    lws_close_reason(s->wsi, (enum lws_close_status)code, reason, n);
+}
+
+static int
+sink_push(struct tc_hub_sink *sink, struct tc_frame *f)
+{
+    struct session *s = (struct session *)sink;
+    if (s->close_code != 0) {
+        return TC_EAGAIN;
+    }
+    if (tc_frame_queue_push(&s->q, f) != TC_OK) {
+        /* The bound: this reader cannot keep up. Close with 1013; it
+         * resumes with since and loses nothing. */
+        tc_metrics_inc(TC_M_WS_CLOSED_SLOW);
+        tc_info("ws", "session too slow, closing", TC_I("code", 1013), TC_U("queued", s->q.len));
+        begin_close(s, CLOSE_TRY_AGAIN_LATER);
+        return TC_EAGAIN;
+    }
+    tc_metrics_gauge_add(TC_G_SEND_QUEUE_FRAMES, 1);
+    if (s->q.len == 1) {
+        lws_callback_on_writable(s->wsi);
+    }
+    return TC_OK;
+}
+
+static void
+push_new(struct session *s, struct tc_frame *f)
+{
+    sink_push(&s->sink, f);
+    tc_frame_unref(f);
+}
+
+static void
+send_error(struct session *s, const char *code, const char *message, uint16_t close_code)
+{
+    push_new(s, tc_frame_error(tc_hub_epoch(s->ws->hub), code, message));
+    if (close_code != 0) {
+        /* Let the error frame go first, then close. */
+        s->close_code = close_code;
+        lws_callback_on_writable(s->wsi);
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, CLOSE_GRACE_S);
+    }
+}
+
+static struct tc_hub_sub **
+find_sub(struct session *s, const char *id)
+{
+    for (uint16_t i = 0; i < s->nsubs; i++) {
+        if (strcmp(tc_hub_sub_id(s->subs[i]), id) == 0) {
+            return &s->subs[i];
+        }
+    }
+    return NULL;
+}
+
+static void
+subscribe(struct session *s, const char *id, struct tc_filter *filter, bool has_since,
+          uint64_t since, const char *epoch)
+{
+    if (find_sub(s, id) != NULL) {
+        send_error(s, "duplicate_subscription", "a subscription with this id exists", 0);
+        return;
+    }
+    if (s->nsubs >= s->ws->cfg->ws_max_subscriptions) {
+        send_error(s, "too_many_subscriptions", "unsubscribe first", 0);
+        return;
+    }
+    if (s->subs == NULL) {
+        s->subs = tc_xcalloc((size_t)s->ws->cfg->ws_max_subscriptions, sizeof(*s->subs));
+    }
+    enum tc_resume r;
+    s->subs[s->nsubs++] =
+        tc_hub_subscribe(s->ws->hub, &s->sink, id, filter, has_since, since, epoch, &r);
+}
+
+/* The query string makes subscription "default" (DESIGN §4). */
+static void
+on_established(struct session *s)
+{
+    char qs[2048] = "";
+    size_t n = 0;
+    for (int i = 0;; i++) {
+        char frag[1024];
+        int got = lws_hdr_copy_fragment(s->wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (got <= 0) {
+            break;
+        }
+        if (n + (size_t)got + 2 > sizeof(qs)) {
+            send_error(s, "bad_request", "query string too long", LWS_CLOSE_STATUS_POLICY_VIOLATION);
+            return;
+        }
+        n += (size_t)snprintf(qs + n, sizeof(qs) - n, "%s%s", n ? "&" : "", frag);
+    }
+    push_new(s, tc_frame_welcome(tc_hub_epoch(s->ws->hub), tc_hub_seq(s->ws->hub),
+                                 (unsigned)(s->ws->cfg->ws_heartbeat_ms / 1000)));
+    struct tc_filter filter;
+    struct tc_error err;
+    if (tc_filter_from_query(qs, &filter, &err) != TC_OK) {
+        tc_metrics_inc(TC_M_WS_CLOSED_POLICY);
+        send_error(s, "bad_filter", err.text, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+        return;
+    }
+    char since_s[32], epoch[TC_EPOCH_MAX];
+    bool has_since = tc_query_get(qs, "since", since_s, sizeof(since_s)) > 0;
+    uint64_t since = 0;
+    if (has_since) {
+        char *end = NULL;
+        since = strtoull(since_s, &end, 10);
+        if (*end != '\0' || since_s[0] == '-') {
+            tc_filter_fini(&filter);
+            tc_metrics_inc(TC_M_WS_CLOSED_POLICY);
+            send_error(s, "bad_request", "since: must be an integer >= 0",
+                       LWS_CLOSE_STATUS_POLICY_VIOLATION);
+            return;
+        }
+    }
+    bool has_epoch = tc_query_get(qs, "epoch", epoch, sizeof(epoch)) > 0;
+    subscribe(s, "default", &filter, has_since, since, has_epoch ? epoch : NULL);
+    tc_filter_fini(&filter);
+}
+
+static void
+handle_message(struct session *s, const char *buf, size_t len)
+{
+    struct tc_ws_msg m;
+    struct tc_error err;
+    if (tc_ws_msg_parse(buf, len, &m, &err) != TC_OK) {
+        tc_metrics_inc(TC_M_WS_BAD_MESSAGES);
+        send_error(s, "bad_message", err.text, 0);
+        return;
+    }
+    if (m.type == TC_WS_MSG_SUBSCRIBE) {
+        subscribe(s, m.id, &m.filter, m.has_since, m.since, m.epoch[0] ? m.epoch : NULL);
+    } else {
+        struct tc_hub_sub **sub = find_sub(s, m.id);
+        if (sub == NULL) {
+            send_error(s, "unknown_subscription", "no subscription with this id", 0);
+        } else {
+            tc_hub_unsubscribe(s->ws->hub, *sub);
+            *sub = s->subs[--s->nsubs];
+        }
+    }
+    tc_ws_msg_fini(&m);
+}
+
+static int
+on_receive(struct session *s, const char *in, size_t len)
+{
+    size_t max = (size_t)s->ws->cfg->ws_max_message;
+    bool final = lws_is_final_fragment(s->wsi) && lws_remaining_packet_payload(s->wsi) == 0;
+    if (s->rx_len + len > max) {
+        /* Over the bound: 1009, and nothing of it is kept. */
+        tc_metrics_inc(TC_M_WS_CLOSED_TOOBIG);
+        free(s->rx);
+        s->rx = NULL;
+        s->rx_len = 0;
+        close_with(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
+        return -1;
+    }
+    if (final && s->rx_len == 0) {
+        handle_message(s, in, len); /* the usual case: one piece, no copy */
+        return 0;
+    }
+    s->rx = tc_xrealloc(s->rx, s->rx_len + len);
+    memcpy(s->rx + s->rx_len, in, len);
+    s->rx_len += len;
+    if (final) {
+        handle_message(s, s->rx, s->rx_len);
+        free(s->rx);
+        s->rx = NULL;
+        s->rx_len = 0;
+    }
+    return 0;
+}
+
+static int
+on_writeable(struct session *s)
+{
+    struct tc_frame *f = tc_frame_queue_pop(&s->q);
+    if (f == NULL && s->close_code != 0) {
+        const char *why = s->close_code == LWS_CLOSE_STATUS_GOINGAWAY ? "server shutting down"
+                          : s->close_code == CLOSE_TRY_AGAIN_LATER
+                              ? "too slow, resume with since"
+                              : "policy violation";
+        close_with(s, s->close_code, why);
+        return -1;
+    }
+    if (f == NULL) {
+        return 0;
+    }
+    tc_metrics_gauge_add(TC_G_SEND_QUEUE_FRAMES, -1);
+    int w = lws_write(s->wsi, (unsigned char *)tc_frame_payload(f), f->len, LWS_WRITE_TEXT);
+    size_t len = f->len;
+    tc_frame_unref(f);
+    if (w < (int)len) {
+        return -1;
+    }
+    s->last_send_ms = tc_now_ms();
+    if (s->q.len > 0 || s->close_code != 0) {
+        lws_callback_on_writable(s->wsi);
+    }
+    return 0;
+}
+
+static void
+on_closed(struct session *s)
+{
+    if (!s->established) {
+        return;
+    }
+    for (uint16_t i = 0; i < s->nsubs; i++) {
+        tc_hub_unsubscribe(s->ws->hub, s->subs[i]);
+    }
+    free(s->subs);
+    drop_queue(s);
+    free(s->rx);
+    s->prev->next = s->next;
+    s->next->prev = s->prev;
+    s->ws->nsessions--;
+    tc_metrics_gauge_set(TC_G_WS_SESSIONS, (int64_t)s->ws->nsessions);
+    s->established = false;
+}
+
+static int
+callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+    struct session *s = user;
+    struct tc_ws *ws = (struct tc_ws *)lws_get_protocol(wsi)->user;
+    switch (reason) {
+    case LWS_CALLBACK_ESTABLISHED:
+        memset(s, 0, sizeof(*s));
+        s->sink.ops = &sink_ops;
+        s->sink.enc = TC_HUB_ENC_WS;
+        s->ws = ws;
+        s->wsi = wsi;
+        s->established = true;
+        tc_frame_queue_init(&s->q, (uint32_t)ws->cfg->ws_send_queue);
+        s->last_send_ms = tc_now_ms();
+        s->next = &ws->sessions;
+        s->prev = ws->sessions.prev;
+        ws->sessions.prev->next = s;
+        ws->sessions.prev = s;
+        ws->nsessions++;
+        tc_metrics_inc(TC_M_WS_SESSIONS_OPENED);
+        tc_metrics_gauge_set(TC_G_WS_SESSIONS, (int64_t)ws->nsessions);
+        if (ws->shutting_down) {
+            begin_close(s, LWS_CLOSE_STATUS_GOINGAWAY);
+            return 0;
+        }
+        on_established(s);
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        return on_receive(s, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return on_writeable(s);
+    case LWS_CALLBACK_CLOSED:
+        on_closed(s);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static void
+on_heartbeat(uv_timer_t *t)
+{
+    struct tc_ws *ws = t->data;
+    uint64_t now = tc_now_ms();
+    struct tc_frame *f = NULL;
+    for (struct session *s = ws->sessions.next; s != &ws->sessions; s = s->next) {
+        if (now - s->last_send_ms >= ws->cfg->ws_heartbeat_ms && s->q.len == 0) {
+            if (f == NULL) {
+                f = tc_frame_heartbeat(tc_hub_epoch(ws->hub), tc_hub_seq(ws->hub));
+            }
+            sink_push(&s->sink, f);
+        }
+    }
+    if (f != NULL) {
+        tc_frame_unref(f);
+    }
+}
+
+struct tc_ws *
+tc_ws_new(uv_loop_t *loop, const struct tc_config *cfg, struct tc_hub *hub)
+{
+    struct tc_ws *ws = tc_xcalloc(1, sizeof(*ws));
+    ws->loop = loop;
+    ws->cfg = cfg;
+    ws->hub = hub;
+    ws->sessions.next = ws->sessions.prev = &ws->sessions;
+    ws->protocol.name = "tocsin.v1";
+    ws->protocol.callback = callback;
+    ws->protocol.per_session_data_size = sizeof(struct session);
+    /* lws reads at most this much per callback; longer messages arrive in
+     * pieces and are joined (up to ws.max_message) in on_receive. */
+    ws->protocol.rx_buffer_size = 4096;
+    ws->protocol.user = ws;
+    uv_timer_init(loop, &ws->heartbeat);
+    ws->heartbeat.data = ws;
+    /* Check four times per interval, so no session idles much past it. */
+    uint64_t every = cfg->ws_heartbeat_ms / 4;
+    uv_timer_start(&ws->heartbeat, on_heartbeat, every, every);
+    return ws;
+}
+
+const struct lws_protocols *
+tc_ws_protocol(struct tc_ws *ws)
+{
+    return &ws->protocol;
+}
+
+void
+tc_ws_shutdown(struct tc_ws *ws)
+{
+    ws->shutting_down = true;
+    uv_timer_stop(&ws->heartbeat);
+    for (struct session *s = ws->sessions.next; s != &ws->sessions; s = s->next) {
+        begin_close(s, LWS_CLOSE_STATUS_GOINGAWAY);
+    }
+}
+
+size_t
+tc_ws_session_count(const struct tc_ws *ws)
+{
+    return ws->nsessions;
+}
+
+static void
+free_on_close(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void
+tc_ws_free(struct tc_ws *ws)
+{
+    if (ws == NULL) {
+        return;
+    }
+    uv_timer_stop(&ws->heartbeat);
+    ws->heartbeat.data = ws;
+    uv_close((uv_handle_t *)&ws->heartbeat, free_on_close);
+}

@@ -1,0 +1,505 @@
+/* tocsin — SPDX-License-Identifier: MIT
+ *
+ * tocsin-wsload: options, the epoll loop, the connect pacing, the ready file
+ * and the one JSON result line. N sessions per process (one process may open
+ * at most 20,000 files, so fanout.py runs several). Sessions live in
+ * wsload_ws.c. No threads; no library but libc and libcrypto (SHA-1, base64).
+ */
+#include "wsload.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A process holds at most this many sessions: the fd limit of the test
+ * machines is 20,000 and a few fds are the loop's own. */
+#define MAX_SESSIONS 19900
+/* Source addresses given with --source-ips; more are ignored. */
+#define MAX_SRCS 64
+/* Error reasons printed to stderr without --verbose; later ones are only counted. */
+#define MAX_QUIET_LOGS 20
+/* Latency samples kept without --expect (with it: sessions * expect). */
+#define DEFAULT_LAT_CAP (4u << 20)
+
+static volatile sig_atomic_t g_stop;
+static unsigned g_logged;
+
+struct opts {
+    const char *url;
+    const char *ready_file;
+    const char *samples_file;
+    char *source_ips;
+    long sessions;
+    double connect_rate;
+    double duration_s;
+    double connect_timeout_s;
+    long expect;
+    bool idle;
+};
+
+uint64_t
+wl_mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t
+wl_wall_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void *
+wl_xmalloc(size_t n)
+{
+    void *p = calloc(1, n);
+
+    if (p == NULL) {
+        fprintf(stderr, "tocsin-wsload: out of memory (%zu bytes)\n", n);
+        abort();
+    }
+    return p;
+}
+
+void
+wl_log(struct wl_ctx *c, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!c->verbose && g_logged >= MAX_QUIET_LOGS) {
+        return;
+    }
+    g_logged++;
+    fputs("tocsin-wsload: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static void
+on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+static void
+usage(void)
+{
+    fputs("usage: tocsin-wsload --url ws://HOST:PORT/PATH?QUERY [options]\n"
+          "  --sessions N         sessions in this process (default 100, at most 19900)\n"
+          "  --source-ips A,B,..  bind each socket to these source addresses, rotating\n"
+          "  --connect-rate R     new connections per second (default 2000)\n"
+          "  --connect-timeout S  seconds a session has to get its 101 (default 20)\n"
+          "  --expect K           stop when every session got K updates\n"
+          "  --duration S         stop after S seconds in any case (default 60)\n"
+          "  --ready-file F       write F once every session got welcome + snapshot\n"
+          "  --samples-file F     write every latency sample (microseconds, one a line)\n"
+          "  --idle               only hold the sessions (ignore --expect) until a signal\n"
+          "                       or --duration\n"
+          "  --selftest           check the JSON scan and the accept key, then exit\n"
+          "  --verbose            log every session error\n",
+          stderr);
+}
+
+static int
+parse_opts(int argc, char **argv, struct opts *o, bool *verbose, bool *selftest)
+{
+    static const struct option longopts[] = {
+        {"url", required_argument, NULL, 'u'},
+        {"sessions", required_argument, NULL, 'n'},
+        {"source-ips", required_argument, NULL, 's'},
+        {"connect-rate", required_argument, NULL, 'r'},
+        {"connect-timeout", required_argument, NULL, 'T'},
+        {"expect", required_argument, NULL, 'k'},
+        {"duration", required_argument, NULL, 'd'},
+        {"ready-file", required_argument, NULL, 'f'},
+        {"samples-file", required_argument, NULL, 'S'},
+        {"idle", no_argument, NULL, 'i'},
+        {"selftest", no_argument, NULL, 'X'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+
+    o->sessions = 100;
+    o->connect_rate = 2000;
+    o->duration_s = 60;
+    o->connect_timeout_s = 20;
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'u':
+            o->url = optarg;
+            break;
+        case 'n':
+            o->sessions = strtol(optarg, NULL, 10);
+            break;
+        case 's':
+            o->source_ips = optarg;
+            break;
+        case 'r':
+            o->connect_rate = strtod(optarg, NULL);
+            break;
+        case 'T':
+            o->connect_timeout_s = strtod(optarg, NULL);
+            break;
+        case 'k':
+            o->expect = strtol(optarg, NULL, 10);
+            break;
+        case 'd':
+            o->duration_s = strtod(optarg, NULL);
+            break;
+        case 'f':
+            o->ready_file = optarg;
+            break;
+        case 'S':
+            o->samples_file = optarg;
+            break;
+        case 'i':
+            o->idle = true;
+            break;
+        case 'X':
+            *selftest = true;
+            break;
+        case 'v':
+            *verbose = true;
+            break;
+        default:
+            usage();
+            return -1;
+        }
+    }
+    if (*selftest) {
+        return 0;
+    }
+    if (o->url == NULL || o->sessions < 1 || o->sessions > MAX_SESSIONS || o->connect_rate <= 0 ||
+        o->duration_s <= 0 || o->expect < 0 || o->expect > 1000000 || o->connect_timeout_s <= 0) {
+        usage();
+        return -1;
+    }
+    return 0;
+}
+
+/* ws://HOST:PORT/PATH -> c->dst, c->host, c->path. Only IPv4 literals. */
+static int
+parse_url(struct wl_ctx *c, const char *url)
+{
+    const char *hp, *slash, *colon;
+    char host[64];
+    long port = 80;
+    size_t hl;
+
+    if (strncmp(url, "ws://", 5) != 0) {
+        return -1;
+    }
+    hp = url + 5;
+    slash = strchr(hp, '/');
+    slash = slash ? slash : hp + strlen(hp);
+    colon = memchr(hp, ':', (size_t)(slash - hp));
+    hl = (size_t)((colon ? colon : slash) - hp);
+    if (hl == 0 || hl >= sizeof(host) || (size_t)(slash - hp) >= sizeof(c->host)) {
+        return -1;
+    }
+    memcpy(host, hp, hl);
+    host[hl] = '\0';
+    if (colon) {
+        port = strtol(colon + 1, NULL, 10);
+    }
+    c->dst.sin_family = AF_INET;
+    c->dst.sin_port = htons((uint16_t)port);
+    if (port < 1 || port > 65535 || inet_pton(AF_INET, host, &c->dst.sin_addr) != 1) {
+        return -1;
+    }
+    memcpy(c->host, hp, (size_t)(slash - hp));
+    c->host[slash - hp] = '\0';
+    snprintf(c->path, sizeof(c->path), "%s", *slash ? slash : "/");
+    return 0;
+}
+
+static int
+parse_srcs(struct wl_ctx *c, char *list)
+{
+    char *tok, *save = NULL;
+
+    c->srcs = wl_xmalloc(MAX_SRCS * sizeof(*c->srcs));
+    for (tok = strtok_r(list, ",", &save); tok && c->nsrcs < MAX_SRCS;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (inet_pton(AF_INET, tok, &c->srcs[c->nsrcs]) != 1) {
+            fprintf(stderr, "tocsin-wsload: bad source address %s\n", tok);
+            return -1;
+        }
+        c->nsrcs++;
+    }
+    return 0;
+}
+
+static void
+raise_nofile(long want)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)want) {
+        rl.rlim_cur = rl.rlim_max < (rlim_t)want ? rl.rlim_max : (rlim_t)want;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static void
+write_ready(struct wl_ctx *c, const char *path)
+{
+    char tmp[4096];
+    FILE *f;
+
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    f = fopen(tmp, "w");
+    if (f == NULL) {
+        wl_log(c, "cannot write %s", tmp);
+        return;
+    }
+    fprintf(f, "{\"ready\":%llu,\"failed\":%llu}\n", (unsigned long long)c->ready,
+            (unsigned long long)c->dead_unready);
+    /* rename() makes the file appear whole, so the reader never sees half. */
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        wl_log(c, "cannot write %s", path);
+    }
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static void
+print_ms(const char *key, bool have, double ms)
+{
+    if (have) {
+        printf(",\"%s\":%.3f", key, ms);
+    } else {
+        printf(",\"%s\":null", key);
+    }
+}
+
+static void
+report(struct wl_ctx *c, const struct opts *o, uint64_t start_us, const char *samples_file)
+{
+    size_t n = c->lat_len, i;
+    bool have = n > 0;
+    double p50 = 0, p99 = 0;
+    FILE *f;
+
+    if (have) {
+        qsort(c->lat, n, sizeof(*c->lat), cmp_u32);
+        p50 = c->lat[(n - 1) / 2] / 1000.0;
+        p99 = c->lat[(size_t)((double)(n - 1) * 0.99)] / 1000.0;
+    }
+    if (samples_file != NULL && (f = fopen(samples_file, "w")) != NULL) {
+        for (i = 0; i < n; i++) {
+            fprintf(f, "%u\n", c->lat[i]);
+        }
+        fclose(f);
+    }
+    printf("{\"sessions\":%ld,\"connected\":%llu,\"ready\":%llu", o->sessions,
+           (unsigned long long)c->connected, (unsigned long long)c->ready);
+    print_ms("connect_s", c->last_ready_us > 0, (double)(c->last_ready_us - start_us) / 1e6);
+    printf(",\"updates\":%llu", (unsigned long long)c->updates);
+    print_ms("p50_ms", have, p50);
+    print_ms("p99_ms", have, p99);
+    print_ms("max_ms", have, (double)c->lat_max_us / 1000.0);
+    print_ms("last_ms", have, (double)(c->last_rx_us - c->first_ts_us) / 1000.0);
+    printf(",\"errors\":%llu,\"server_closes\":%llu,\"sessions_done\":%llu,\"samples_dropped\":%llu"
+           ",\"first_ts_us\":%llu,\"first_rx_us\":%llu,\"last_rx_us\":%llu}\n",
+           (unsigned long long)c->errors, (unsigned long long)c->server_closes,
+           (unsigned long long)c->sessions_done, (unsigned long long)c->lat_dropped,
+           (unsigned long long)c->first_ts_us, (unsigned long long)c->first_rx_us,
+           (unsigned long long)c->last_rx_us);
+    fflush(stdout);
+}
+
+/* Closes sessions whose connect or handshake takes longer than allowed. */
+static void
+reap_slow(struct wl_ctx *c, struct wl_session *ss, long n, uint64_t now)
+{
+    long i;
+
+    for (i = 0; i < n; i++) {
+        if ((ss[i].state == WL_CONNECTING || ss[i].state == WL_HANDSHAKE) &&
+            now > ss[i].started_us && now - ss[i].started_us > c->connect_timeout_us) {
+            wl_session_close(c, &ss[i], true, "connect/handshake timed out");
+        }
+    }
+}
+
+static void
+run(struct wl_ctx *c, const struct opts *o, struct wl_session *ss)
+{
+    struct epoll_event evs[512];
+    uint64_t start = wl_mono_us(), now, due, last_reap = start;
+    long next = 0, i;
+    int nev, timeout_ms;
+    bool ready_written = false;
+
+    for (;;) {
+        now = wl_mono_us();
+        /* Pacing: by now, (elapsed * rate) + 1 connections may have started. */
+        due = (uint64_t)((double)(now - start) / 1e6 * o->connect_rate) + 1;
+        while (next < o->sessions && (uint64_t)next < due) {
+            (void)wl_session_start(c, &ss[next++]);
+        }
+        if (now - last_reap > 100000) {
+            reap_slow(c, ss, next, now);
+            last_reap = now;
+        }
+        if (next == o->sessions && c->ready + c->dead_unready >= (uint64_t)o->sessions) {
+            if (!ready_written && o->ready_file) {
+                write_ready(c, o->ready_file);
+            }
+            ready_written = true;
+            if (!o->idle && o->expect > 0 &&
+                c->sessions_done + c->dead_undone >= (uint64_t)o->sessions) {
+                break;
+            }
+        }
+        if (g_stop || now - start >= (uint64_t)(o->duration_s * 1e6)) {
+            break;
+        }
+        if (c->dead >= (uint64_t)o->sessions) {
+            break; /* nothing left to wait for */
+        }
+        timeout_ms = next < o->sessions ? 1 : 50;
+        nev = epoll_wait(c->epfd, evs, (int)(sizeof(evs) / sizeof(evs[0])), timeout_ms);
+        if (nev < 0 && errno != EINTR) {
+            perror("tocsin-wsload: epoll_wait");
+            break;
+        }
+        for (i = 0; i < nev; i++) {
+            wl_session_event(c, evs[i].data.ptr, evs[i].events);
+        }
+    }
+    report(c, o, start, o->samples_file);
+}
+
+static int
+selftest(void)
+{
+    static const char *msg =
+        "{\"type\" : \"update\",\"sub\":\"default\",\"epoch\":\"e\",\"seq\":3,\"incident\":"
+        "{\"title\":\"a \\\"}\\\" b\",\"components\":[\"x\",{\"y\":[1,2]}],\"bench_ts_us\":"
+        "1700000000123456,\"z\":null}}";
+    char type[32], acc[32];
+    uint64_t ts = 0;
+    int fails = 0;
+
+    if (wl_json_scan(msg, strlen(msg), type, sizeof(type), &ts) != 0 ||
+        strcmp(type, "update") != 0 || ts != 1700000000123456ull) {
+        fprintf(stderr, "selftest: update scan failed (type=%s ts=%llu)\n", type,
+                (unsigned long long)ts);
+        fails++;
+    }
+    if (wl_json_scan("{\"type\":\"welcome\"}", 18, type, sizeof(type), &ts) != 0 ||
+        strcmp(type, "welcome") != 0 || ts != 0) {
+        fprintf(stderr, "selftest: welcome scan failed\n");
+        fails++;
+    }
+    if (wl_json_scan("[1]", 3, type, sizeof(type), &ts) == 0 ||
+        wl_json_scan("{\"type\":\"upd", 12, type, sizeof(type), &ts) == 0) {
+        fprintf(stderr, "selftest: malformed input accepted\n");
+        fails++;
+    }
+    /* RFC 6455 section 1.3 example. */
+    wl_accept_key("dGhlIHNhbXBsZSBub25jZQ==", acc);
+    if (strcmp(acc, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") != 0) {
+        fprintf(stderr, "selftest: accept key %s\n", acc);
+        fails++;
+    }
+    printf("%d passed, %d failed\n", 4 - fails, fails);
+    return fails ? 1 : 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct opts o = {0};
+    struct wl_ctx c = {0};
+    struct wl_session *ss = NULL;
+    struct sigaction sa = {0};
+    bool selftest_only = false;
+    int rc = 2;
+    long i;
+
+    if (parse_opts(argc, argv, &o, &c.verbose, &selftest_only) != 0) {
+        return 2;
+    }
+    if (selftest_only) {
+        return selftest();
+    }
+    if (parse_url(&c, o.url) != 0) {
+        fprintf(stderr, "tocsin-wsload: bad --url %s (want ws://IPV4:PORT/PATH)\n", o.url);
+        return 2;
+    }
+    if (o.source_ips && parse_srcs(&c, o.source_ips) != 0) {
+        goto out;
+    }
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    raise_nofile(o.sessions + 64);
+    c.connect_timeout_us = (uint64_t)(o.connect_timeout_s * 1e6);
+    c.expect = (uint32_t)o.expect;
+    c.epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (c.epfd < 0) {
+        perror("tocsin-wsload: epoll_create1");
+        goto out;
+    }
+    c.lat_cap = o.expect > 0 ? (size_t)o.sessions * (size_t)o.expect : DEFAULT_LAT_CAP;
+    c.lat_cap = c.lat_cap > DEFAULT_LAT_CAP ? DEFAULT_LAT_CAP : c.lat_cap;
+    c.lat = wl_xmalloc(c.lat_cap * sizeof(*c.lat));
+    ss = wl_xmalloc((size_t)o.sessions * sizeof(*ss));
+    for (i = 0; i < o.sessions; i++) {
+        ss[i].fd = -1;
+        /* Pages of untouched buffers are not resident until a message lands there. */
+        ss[i].rbuf = malloc(WL_RBUF_SIZE);
+        if (ss[i].rbuf == NULL) {
+            fprintf(stderr, "tocsin-wsload: out of memory\n");
+            abort();
+        }
+    }
+    run(&c, &o, ss);
+    rc = c.errors == 0 ? 0 : 1;
+out:
+    if (ss != NULL) {
+        for (i = 0; i < o.sessions; i++) {
+            if (ss[i].fd >= 0) {
+                close(ss[i].fd);
+            }
+            free(ss[i].rbuf);
+        }
+    }
+    free(ss);
+    free(c.lat);
+    free(c.srcs);
+    if (c.epfd > 0) {
+        close(c.epfd);
+    }
+    return rc;
+}

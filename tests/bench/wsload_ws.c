@@ -1,0 +1,653 @@
+/* tocsin — SPDX-License-Identifier: MIT
+ *
+ * One tocsin-wsload session: non-blocking connect from a rotating source
+ * address, the RFC 6455 handshake (101, accept key, subprotocol tocsin.v1),
+ * server frames (text, ping -> pong, close, fragments) and the latency of
+ * every "update" from its incident.bench_ts_us. Runs on the one epoll loop
+ * of wsload.c; it never sends data frames, only pong and close.
+ */
+#define _GNU_SOURCE /* memmem */
+#include "wsload.h"
+
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+/* Nesting deeper than this is not a tocsin message: the scan gives up. */
+#define JSON_MAX_DEPTH 32
+
+/* ---- JSON scan: only what the benchmark needs, no allocation ---- */
+
+static const char *
+skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) {
+        p++;
+    }
+    return p;
+}
+
+/* p at the opening quote; returns the byte after the closing quote or NULL.
+ * The raw contents (escapes not decoded) are [*s, *s + *n). */
+static const char *
+scan_string(const char *p, const char *end, const char **s, size_t *n)
+{
+    const char *q;
+
+    if (p >= end || *p != '"') {
+        return NULL;
+    }
+    for (q = p + 1; q < end; q++) {
+        if (*q == '\\') {
+            q++;
+        } else if (*q == '"') {
+            *s = p + 1;
+            *n = (size_t)(q - p - 1);
+            return q + 1;
+        }
+    }
+    return NULL;
+}
+
+static const char *
+skip_value(const char *p, const char *end, int depth)
+{
+    const char *s;
+    size_t n;
+    char open, close;
+
+    p = skip_ws(p, end);
+    if (p >= end || depth > JSON_MAX_DEPTH) {
+        return NULL;
+    }
+    if (*p == '"') {
+        return scan_string(p, end, &s, &n);
+    }
+    if (*p != '{' && *p != '[') {
+        /* number, true, false, null */
+        while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\n' &&
+               *p != '\r' && *p != '\t') {
+            p++;
+        }
+        return p;
+    }
+    open = *p;
+    close = open == '{' ? '}' : ']';
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == close) {
+        return p + 1;
+    }
+    for (;;) {
+        if (open == '{') {
+            p = scan_string(skip_ws(p, end), end, &s, &n);
+            p = p ? skip_ws(p, end) : NULL;
+            if (p == NULL || p >= end || *p != ':') {
+                return NULL;
+            }
+            p++;
+        }
+        p = skip_value(p, end, depth + 1);
+        p = p ? skip_ws(p, end) : NULL;
+        if (p == NULL || p >= end) {
+            return NULL;
+        }
+        if (*p == close) {
+            return p + 1;
+        }
+        if (*p != ',') {
+            return NULL;
+        }
+        p++;
+    }
+}
+
+/* Calls on_member for each member of the object at p; stops early when it
+ * returns nonzero. Returns 0 or -1 if p is not a well-formed object. */
+static int
+scan_object(const char *p, const char *end,
+            int (*on_member)(void *arg, const char *k, size_t kn, const char *v, const char *vend),
+            void *arg)
+{
+    const char *k, *v;
+    size_t kn;
+
+    p = skip_ws(p, end);
+    if (p >= end || *p != '{') {
+        return -1;
+    }
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == '}') {
+        return 0;
+    }
+    for (;;) {
+        p = scan_string(skip_ws(p, end), end, &k, &kn);
+        p = p ? skip_ws(p, end) : NULL;
+        if (p == NULL || p >= end || *p != ':') {
+            return -1;
+        }
+        v = skip_ws(p + 1, end);
+        p = skip_value(v, end, 1);
+        if (p == NULL) {
+            return -1;
+        }
+        if (on_member(arg, k, kn, v, p)) {
+            return 0;
+        }
+        p = skip_ws(p, end);
+        if (p < end && *p == '}') {
+            return 0;
+        }
+        if (p >= end || *p != ',') {
+            return -1;
+        }
+        p++;
+    }
+}
+
+static bool
+key_is(const char *k, size_t kn, const char *want)
+{
+    return kn == strlen(want) && memcmp(k, want, kn) == 0;
+}
+
+struct scan_out {
+    char *type;
+    size_t type_size;
+    uint64_t *ts;
+};
+
+static int
+on_incident_member(void *arg, const char *k, size_t kn, const char *v, const char *vend)
+{
+    uint64_t *ts = arg;
+    uint64_t x = 0;
+
+    if (!key_is(k, kn, "bench_ts_us")) {
+        return 0;
+    }
+    /* An integer; a fraction or exponent (not what the publisher sends) stops
+     * the digits, which is close enough for a timestamp in microseconds. */
+    for (; v < vend && *v >= '0' && *v <= '9'; v++) {
+        x = x * 10 + (uint64_t)(*v - '0');
+    }
+    *ts = x;
+    return 1;
+}
+
+static int
+on_top_member(void *arg, const char *k, size_t kn, const char *v, const char *vend)
+{
+    struct scan_out *o = arg;
+    const char *s;
+    size_t n;
+
+    if (key_is(k, kn, "type") && scan_string(v, vend, &s, &n) != NULL) {
+        n = n < o->type_size - 1 ? n : o->type_size - 1;
+        memcpy(o->type, s, n);
+        o->type[n] = '\0';
+    } else if (key_is(k, kn, "incident") && *v == '{') {
+        (void)scan_object(v, vend, on_incident_member, o->ts);
+    }
+    return 0;
+}
+
+int
+wl_json_scan(const char *p, size_t n, char *type, size_t type_size, uint64_t *ts)
+{
+    struct scan_out o = {type, type_size, ts};
+
+    type[0] = '\0';
+    *ts = 0;
+    return scan_object(p, p + n, on_top_member, &o);
+}
+
+/* ---- output: handshake request and control frames ---- */
+
+static void
+set_events(struct wl_ctx *c, struct wl_session *s, bool want_out)
+{
+    struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0), .data.ptr = s};
+
+    if (want_out != s->want_out) {
+        s->want_out = want_out;
+        (void)epoll_ctl(c->epfd, EPOLL_CTL_MOD, s->fd, &ev);
+    }
+}
+
+/* Writes what is queued; arms EPOLLOUT while something is left. Returns -1
+ * when the socket failed (the session is then closed). */
+static int
+flush(struct wl_ctx *c, struct wl_session *s)
+{
+    ssize_t w;
+
+    while (s->woff < s->wlen) {
+        w = send(s->fd, s->wbuf + s->woff, s->wlen - s->woff, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            set_events(c, s, true);
+            return 0;
+        }
+        if (w < 0) {
+            wl_session_close(c, s, true, "send failed");
+            return -1;
+        }
+        s->woff += (size_t)w;
+    }
+    s->woff = s->wlen = 0;
+    set_events(c, s, false);
+    return 0;
+}
+
+/* Queues a masked client frame; a control frame that does not fit in wbuf
+ * (the peer is not reading) is dropped and counted as an error. */
+static void
+queue_frame(struct wl_ctx *c, struct wl_session *s, int opcode, const uint8_t *p, size_t n)
+{
+    uint8_t mask[4];
+    uint8_t *f;
+    size_t i;
+
+    if (n > 125 || s->wlen + 6 + n > sizeof(s->wbuf)) {
+        c->errors++;
+        return;
+    }
+    if (getrandom(mask, sizeof(mask), 0) != (ssize_t)sizeof(mask)) {
+        memset(mask, 0x5a, sizeof(mask));
+    }
+    f = s->wbuf + s->wlen;
+    f[0] = (uint8_t)(0x80 | opcode);
+    f[1] = (uint8_t)(0x80 | n);
+    memcpy(f + 2, mask, 4);
+    for (i = 0; i < n; i++) {
+        f[6 + i] = p[i] ^ mask[i & 3];
+    }
+    s->wlen += 6 + n;
+}
+
+static void
+b64(const uint8_t *in, size_t n, char *out)
+{
+    EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+}
+
+void
+wl_accept_key(const char *key, char out[32])
+{
+    char buf[128];
+    uint8_t md[SHA_DIGEST_LENGTH];
+
+    snprintf(buf, sizeof(buf), "%s" WS_GUID, key);
+    SHA1((const unsigned char *)buf, strlen(buf), md);
+    b64(md, sizeof(md), out);
+}
+
+int
+wl_session_start(struct wl_ctx *c, struct wl_session *s)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = s};
+    struct sockaddr_in src;
+    uint8_t nonce[16];
+    int one = 1;
+
+    s->started_us = wl_mono_us();
+    s->state = WL_CONNECTING;
+    s->want_out = true;
+    s->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s->fd < 0) {
+        wl_session_close(c, s, true, "socket failed (fd limit?)");
+        return -1;
+    }
+    if (c->nsrcs > 0) {
+        /* Let connect() pick the port, so each source address offers the whole
+         * ephemeral range per destination instead of one shared range. */
+        (void)setsockopt(s->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+        memset(&src, 0, sizeof(src));
+        src.sin_family = AF_INET;
+        src.sin_addr = c->srcs[c->next_src++ % c->nsrcs];
+        if (bind(s->fd, (struct sockaddr *)&src, sizeof(src)) != 0) {
+            wl_session_close(c, s, true, "bind to source address failed");
+            return -1;
+        }
+    }
+    (void)setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(s->fd, (struct sockaddr *)&c->dst, sizeof(c->dst)) != 0 && errno != EINPROGRESS) {
+        wl_session_close(c, s, true, "connect failed");
+        return -1;
+    }
+    if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, s->fd, &ev) != 0) {
+        wl_session_close(c, s, true, "epoll_ctl failed");
+        return -1;
+    }
+    if (getrandom(nonce, sizeof(nonce), 0) != (ssize_t)sizeof(nonce)) {
+        wl_session_close(c, s, true, "getrandom failed");
+        return -1;
+    }
+    b64(nonce, sizeof(nonce), s->key);
+    return 0;
+}
+
+static void
+send_request(struct wl_ctx *c, struct wl_session *s)
+{
+    int n;
+
+    n = snprintf((char *)s->wbuf, sizeof(s->wbuf),
+                 "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+                 "Sec-WebSocket-Protocol: tocsin.v1\r\n\r\n",
+                 c->path, c->host, s->key);
+    if (n < 0 || (size_t)n >= sizeof(s->wbuf)) {
+        wl_session_close(c, s, true, "request too long");
+        return;
+    }
+    s->wlen = (size_t)n;
+    s->woff = 0;
+    s->state = WL_HANDSHAKE;
+    (void)flush(c, s);
+}
+
+/* Value of header name in [hdr, end), trimmed; NULL if absent. */
+static const char *
+find_header(const char *hdr, const char *end, const char *name, size_t *vn)
+{
+    size_t nl = strlen(name);
+    const char *line = hdr, *eol, *v;
+
+    while (line < end) {
+        eol = memchr(line, '\n', (size_t)(end - line));
+        eol = eol ? eol : end;
+        if ((size_t)(eol - line) > nl && line[nl] == ':' && strncasecmp(line, name, nl) == 0) {
+            v = line + nl + 1;
+            while (v < eol && (*v == ' ' || *v == '\t')) {
+                v++;
+            }
+            *vn = (size_t)(eol - v);
+            while (*vn > 0 && (v[*vn - 1] == '\r' || v[*vn - 1] == ' ')) {
+                (*vn)--;
+            }
+            return v;
+        }
+        line = eol + 1;
+    }
+    return NULL;
+}
+
+/* Returns the header length when the full 101 response is in rbuf and valid,
+ * 0 if more bytes are needed, -1 (session closed) when it is wrong. */
+static long
+parse_response(struct wl_ctx *c, struct wl_session *s)
+{
+    const char *h = (const char *)s->rbuf, *end, *v;
+    char want[32];
+    size_t vn;
+
+    end = memmem(h, s->rlen, "\r\n\r\n", 4);
+    if (end == NULL) {
+        if (s->rlen >= WL_HDR_MAX) {
+            wl_session_close(c, s, true, "handshake response header too long");
+            return -1;
+        }
+        return 0;
+    }
+    end += 4;
+    if (s->rlen < 12 || memcmp(h, "HTTP/1.1 101", 12) != 0) {
+        v = memchr(h, '\r', s->rlen);
+        wl_log(c, "handshake answer: %.*s", (int)(v - h), h);
+        wl_session_close(c, s, true, "handshake: not 101");
+        return -1;
+    }
+    wl_accept_key(s->key, want);
+    v = find_header(h, end, "Sec-WebSocket-Accept", &vn);
+    if (v == NULL || vn != strlen(want) || memcmp(v, want, vn) != 0) {
+        wl_session_close(c, s, true, "handshake: bad Sec-WebSocket-Accept");
+        return -1;
+    }
+    v = find_header(h, end, "Sec-WebSocket-Protocol", &vn);
+    if (v == NULL || vn != 9 || memcmp(v, "tocsin.v1", 9) != 0) {
+        wl_session_close(c, s, true, "handshake: subprotocol is not tocsin.v1");
+        return -1;
+    }
+    return end - h;
+}
+
+static void
+on_message(struct wl_ctx *c, struct wl_session *s, const uint8_t *p, size_t n)
+{
+    char type[32];
+    uint64_t ts, now, lat;
+
+    if (wl_json_scan((const char *)p, n, type, sizeof(type), &ts) != 0) {
+        wl_session_close(c, s, true, "message is not a JSON object");
+        return;
+    }
+    if (strcmp(type, "welcome") == 0) {
+        s->welcomed = true;
+    } else if (strcmp(type, "snapshot") == 0) {
+        s->snapshotted = true;
+    } else if (strcmp(type, "update") == 0) {
+        now = wl_wall_us();
+        s->updates++;
+        c->updates++;
+        if (c->expect > 0 && s->updates == c->expect) {
+            c->sessions_done++;
+        }
+        if (ts == 0) {
+            c->errors++; /* an update without bench_ts_us cannot be timed */
+            return;
+        }
+        lat = now > ts ? now - ts : 0;
+        c->last_rx_us = now;
+        if (c->first_rx_us == 0) {
+            c->first_rx_us = now;
+        }
+        if (c->first_ts_us == 0 || ts < c->first_ts_us) {
+            c->first_ts_us = ts;
+        }
+        c->lat_max_us = lat > c->lat_max_us ? lat : c->lat_max_us;
+        if (c->lat_len < c->lat_cap) {
+            c->lat[c->lat_len++] = lat > UINT32_MAX ? UINT32_MAX : (uint32_t)lat;
+        } else {
+            c->lat_dropped++;
+        }
+    } else if (strcmp(type, "error") == 0) {
+        wl_log(c, "server error message: %.*s", (int)(n < 200 ? n : 200), (const char *)p);
+        c->errors++;
+    }
+    if (s->welcomed && s->snapshotted && !s->ready_counted) {
+        s->ready_counted = true;
+        c->ready++;
+        c->last_ready_us = wl_mono_us();
+    }
+}
+
+static void
+on_control(struct wl_ctx *c, struct wl_session *s, int op, const uint8_t *p, size_t n)
+{
+    if (op == 0x9) {
+        queue_frame(c, s, 0xA, p, n);
+        (void)flush(c, s);
+    } else if (op == 0x8) {
+        c->server_closes++;
+        if (n >= 2) {
+            wl_log(c, "server closed with %u: %.*s", (unsigned)(p[0] << 8 | p[1]), (int)(n - 2),
+                   (const char *)p + 2);
+        }
+        queue_frame(c, s, 0x8, p, n >= 2 ? 2 : 0);
+        (void)flush(c, s);
+        if (s->state != WL_DEAD) {
+            wl_session_close(c, s, true, "server closed the session");
+        }
+    }
+}
+
+/* Parses every complete frame in rbuf (see struct wl_session for the layout). */
+static void
+parse_frames(struct wl_ctx *c, struct wl_session *s)
+{
+    size_t pos = s->msg_len, hdr, plen, avail, i;
+    uint8_t *f;
+    int op, fin;
+
+    while (s->state == WL_OPEN && s->rlen - pos >= 2) {
+        f = s->rbuf + pos;
+        avail = s->rlen - pos;
+        fin = f[0] & 0x80;
+        op = f[0] & 0x0f;
+        plen = f[1] & 0x7f;
+        hdr = 2;
+        if ((f[0] & 0x70) != 0 || (f[1] & 0x80) != 0) {
+            wl_session_close(c, s, true, "protocol: RSV bits or masked server frame");
+            return;
+        }
+        if (plen == 126) {
+            if (avail < 4) {
+                break;
+            }
+            plen = (size_t)f[2] << 8 | f[3];
+            hdr = 4;
+        } else if (plen == 127) {
+            if (avail < 10) {
+                break;
+            }
+            for (plen = 0, i = 2; i < 10; i++) {
+                plen = plen << 8 | f[i];
+            }
+            hdr = 10;
+        }
+        if (op >= 8 ? (!fin || plen > 125) : (s->msg_len + plen > WL_MSG_MAX)) {
+            wl_session_close(
+                c, s, true, op >= 8 ? "protocol: bad control frame" : "message larger than 64 KiB");
+            return;
+        }
+        if (avail < hdr + plen) {
+            break;
+        }
+        if (op >= 8) {
+            on_control(c, s, op, f + hdr, plen);
+        } else if ((op == 0) != (s->msg_opcode != 0)) {
+            wl_session_close(c, s, true, "protocol: bad continuation");
+            return;
+        } else if (fin && s->msg_opcode == 0) {
+            if (op == 1) {
+                on_message(c, s, f + hdr, plen);
+            }
+        } else {
+            /* A fragment: move its payload behind the ones before it. */
+            memmove(s->rbuf + s->msg_len, f + hdr, plen);
+            s->msg_len += plen;
+            s->msg_opcode = op ? op : s->msg_opcode;
+            if (fin) {
+                if (s->msg_opcode == 1) {
+                    on_message(c, s, s->rbuf, s->msg_len);
+                }
+                s->msg_len = 0;
+                s->msg_opcode = 0;
+            }
+        }
+        pos += hdr + plen;
+    }
+    if (s->state == WL_DEAD) {
+        return;
+    }
+    memmove(s->rbuf + s->msg_len, s->rbuf + pos, s->rlen - pos);
+    s->rlen = s->msg_len + (s->rlen - pos);
+}
+
+static void
+on_readable(struct wl_ctx *c, struct wl_session *s)
+{
+    ssize_t r;
+    long hl;
+
+    if (s->rlen == WL_RBUF_SIZE) {
+        wl_session_close(c, s, true, "read buffer full");
+        return;
+    }
+    r = recv(s->fd, s->rbuf + s->rlen, WL_RBUF_SIZE - s->rlen, 0);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        return;
+    }
+    if (r <= 0) {
+        wl_session_close(c, s, true, r == 0 ? "server closed the connection" : "recv failed");
+        return;
+    }
+    s->rlen += (size_t)r;
+    if (s->state == WL_HANDSHAKE) {
+        hl = parse_response(c, s);
+        if (hl <= 0) {
+            return;
+        }
+        memmove(s->rbuf, s->rbuf + hl, s->rlen - (size_t)hl);
+        s->rlen -= (size_t)hl;
+        s->state = WL_OPEN;
+        c->connected++;
+    }
+    parse_frames(c, s);
+}
+
+void
+wl_session_event(struct wl_ctx *c, struct wl_session *s, uint32_t events)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (s->state == WL_CONNECTING) {
+        if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+            errno = err;
+            wl_log(c, "connect: %s", strerror(err));
+            wl_session_close(c, s, true, "connect failed");
+            return;
+        }
+        if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+            return;
+        }
+        send_request(c, s);
+        return;
+    }
+    if ((events & EPOLLOUT) && s->state != WL_DEAD) {
+        if (flush(c, s) != 0) {
+            return;
+        }
+    }
+    if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && s->state != WL_DEAD) {
+        on_readable(c, s);
+    }
+}
+
+void
+wl_session_close(struct wl_ctx *c, struct wl_session *s, bool is_error, const char *why)
+{
+    if (s->state == WL_DEAD) {
+        return;
+    }
+    if (is_error) {
+        c->errors++;
+        wl_log(c, "session closed: %s", why);
+    }
+    if (s->fd >= 0) {
+        close(s->fd); /* also removes it from the epoll set */
+        s->fd = -1;
+    }
+    s->state = WL_DEAD;
+    c->dead++;
+    if (!s->ready_counted) {
+        c->dead_unready++;
+    }
+    if (c->expect > 0 && s->updates < c->expect) {
+        c->dead_undone++;
+    }
+}

@@ -1,0 +1,488 @@
+# tocsin — SPDX-License-Identifier: MIT
+#
+# End-to-end harness, process side: free ports, unique ids, a real
+# redis-server, a real tocsin-devkafka (librdkafka mock cluster), the tocsind
+# daemon under test, and event production/consumption with confluent_kafka.
+# Every wait here is bounded; a bound that passes raises HarnessError with
+# what was seen, so no test can hang on a missing server.
+
+import json
+import os
+import secrets
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+BUILD_DIR = os.path.abspath(os.environ.get("TOCSIN_BUILD_DIR", "/work/main/build"))
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "LeakSanitizer", "runtime error:")
+# One random tag per pytest run, so ids never collide with an earlier run
+# against the same Redis or Kafka.
+RUN_TAG = secrets.token_hex(3)
+_counter = 0
+
+
+class HarnessError(AssertionError):
+    """A bounded wait ran out, or a helper process misbehaved."""
+
+
+def uid(prefix="x"):
+    """Unique id, `[A-Za-z0-9._:-]` and `[a-z0-9._-]` safe (lower case)."""
+    global _counter
+    _counter += 1
+    return f"{prefix}-{RUN_TAG}-{_counter}"
+
+
+def free_port():
+    """Asks the kernel for a free loopback port (bind :0, read it, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def binary(name):
+    path = os.path.join(BUILD_DIR, name)
+    if not os.access(path, os.X_OK):
+        raise HarnessError(f"{path} is not built (set TOCSIN_BUILD_DIR)")
+    return path
+
+
+def wait_until(pred, timeout, interval=0.05, what="condition"):
+    """Polls pred() until it returns a truthy value; raises after timeout."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = pred()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise HarnessError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+
+
+def _stop_process(proc, sig=signal.SIGTERM, timeout=5.0):
+    """Sends sig, waits, then SIGKILLs: returns the exit code, never hangs."""
+    if proc.poll() is not None:
+        return proc.returncode
+    try:
+        proc.send_signal(sig)
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(timeout=5)
+
+
+# --------------------------------------------------------------------- redis
+
+
+class RedisServer:
+    """A redis-server on a free loopback port, durable like production (AOF,
+    appendfsync always), in its own temp dir. stop()/start() keep the AOF."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="tocsin-e2e-redis-")
+        self.port = free_port()
+        self.proc = None
+        self.log_path = os.path.join(self.dir, "redis.log")
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout=10):
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                "--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir,
+                "--save", "", "--daemonize", "no", "--logfile", self.log_path]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_until(lambda: self.proc.poll() is not None or self.ping(), timeout,
+                   what=f"redis-server on port {self.port}")
+        if self.proc.poll() is not None:
+            raise HarnessError(f"redis-server exited {self.proc.returncode}: {self.log_tail()}")
+        return self
+
+    def ping(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def client(self):
+        import redis  # Debian's python3-redis
+
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+
+    def stop(self):
+        if self.proc is not None:
+            _stop_process(self.proc, signal.SIGTERM, timeout=10)
+            self.proc = None
+
+    def pause(self):
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+
+    def log_tail(self, n=20):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def cleanup(self):
+        if self.proc is not None:
+            self.resume()  # a stopped process cannot act on SIGTERM
+            _stop_process(self.proc, signal.SIGTERM, timeout=10)
+            self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------- kafka
+
+TOPIC = "tocsin.incidents"
+DLQ_TOPIC = "tocsin.incidents.dlq"
+
+
+class DevKafka:
+    """tocsin-devkafka: a librdkafka mock cluster with the two topics."""
+
+    def __init__(self, partitions=4):
+        self.partitions = partitions
+        self.proc = None
+        self.bootstrap = None
+        self._producer = None
+
+    def start(self, timeout=15):
+        self.proc = subprocess.Popen([binary("tocsin-devkafka"), "--partitions", str(self.partitions)],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL)
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        line = b""
+        while not line.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or not sel.select(left):
+                self.stop()
+                raise HarnessError(f"tocsin-devkafka printed no bootstrap line in {timeout}s")
+            chunk = os.read(self.proc.stdout.fileno(), 1)
+            if not chunk:
+                rc = self.stop()
+                raise HarnessError(f"tocsin-devkafka exited ({rc}) before printing bootstrap=")
+            line += chunk
+        sel.close()
+        text = line.decode().strip()
+        if not text.startswith("bootstrap="):
+            self.stop()
+            raise HarnessError(f"tocsin-devkafka printed {text!r}, not bootstrap=HOST:PORT")
+        self.bootstrap = text.split("=", 1)[1]
+        return self
+
+    def stop(self):
+        if self._producer is not None:
+            self._producer.flush(2)
+            self._producer = None
+        rc = None
+        if self.proc is not None:
+            rc = _stop_process(self.proc, signal.SIGTERM, timeout=5)
+            self.proc.stdout.close()
+            self.proc = None
+        return rc
+
+    def producer(self):
+        from confluent_kafka import Producer
+
+        if self._producer is None:
+            self._producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 2,
+                                       "message.max.bytes": 1048576, "acks": "all"})
+        return self._producer
+
+    def produce(self, value, key=None, topic=TOPIC, flush=True, headers=None):
+        """Produces one message: value is a dict (JSON-encoded, key = its
+        incident_id unless given) or raw bytes."""
+        if isinstance(value, dict):
+            if key is None:
+                key = value.get("incident_id")
+            value = json.dumps(value).encode()
+        p = self.producer()
+        errors = []
+
+        def on_delivery(err, _msg):
+            if err is not None:
+                errors.append(err)
+
+        p.produce(topic, value=value, key=key.encode() if isinstance(key, str) else key,
+                  headers=headers, on_delivery=on_delivery)
+        p.poll(0)
+        if flush:
+            self.flush()
+        if errors:
+            raise HarnessError(f"produce failed: {errors}")
+
+    def produce_all(self, events, pace=0.0):
+        """Produces events in order; pace seconds between them (0: a burst)."""
+        for ev in events:
+            self.produce(ev, flush=False)
+            if pace:
+                self.producer().poll(0)
+                time.sleep(pace)
+        self.flush()
+
+    def flush(self, timeout=10):
+        left = self.producer().flush(timeout)
+        if left:
+            raise HarnessError(f"{left} Kafka messages still unsent after {timeout}s")
+
+    def consume_all(self, topic, want, timeout=15):
+        """Reads topic from the beginning of every partition (no consumer
+        group, so no rebalance wait) until `want` messages arrived; returns
+        the confluent_kafka messages."""
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": uid("e2e-reader"),
+                      "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        got = []
+        try:
+            md = c.list_topics(topic, timeout=5)
+            parts = md.topics[topic].partitions
+            c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+            deadline = time.monotonic() + timeout
+            while len(got) < want and time.monotonic() < deadline:
+                m = c.poll(0.2)
+                if m is None or m.error():
+                    continue
+                got.append(m)
+        finally:
+            c.close()
+        return got
+
+
+# ------------------------------------------------------------------- events
+
+_BASE_TS = 1795608000  # 2026-11-25T08:00:00Z
+
+
+def ts(offset_s=0):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(_BASE_TS + offset_s))
+
+
+def event(incident_id, version, status="investigating", impact="minor", components=("playback",),
+          regions=None, title=None, event_id=None, **extra):
+    """One valid incident event (DESIGN §2)."""
+    ev = {
+        "event_id": event_id or uid("ev"),
+        "incident_id": incident_id,
+        "version": version,
+        "status": status,
+        "impact": impact,
+        "title": title or f"Incident {incident_id} v{version}",
+        "message": extra.pop("message", f"state {status} at version {version}"),
+        "components": list(components),
+        "occurred_at": ts(version),
+    }
+    if regions is not None:
+        ev["regions"] = list(regions)
+    ev.update(extra)
+    return ev
+
+
+# ------------------------------------------------------------------- tocsind
+
+
+def http_get(url, headers=None, timeout=5):
+    """GET → (status, headers dict with lower-case names, body bytes); HTTP
+    errors are returned, not raised."""
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+    except urllib.error.HTTPError as e:
+        body = e.read() if e.fp is not None else b""
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, body
+
+
+def run_tocsind(args, env=None, timeout=10):
+    """Runs tocsind to completion (CLI and config checks); never hangs."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
+    full.update(env or {})
+    try:
+        return subprocess.run([binary("tocsind")] + list(args), env=full, capture_output=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        raise HarnessError(f"tocsind {args} still running after {timeout}s "
+                           f"(stderr: {(e.stderr or b'')[-2000:]!r})")
+
+
+class Tocsind:
+    """One tocsind process. env overrides are added to a clean environment
+    (no TOCSIN_* from the caller); config, if given, is written to a file and
+    passed with -c."""
+
+    READY_TIMEOUT = float(os.environ.get("TOCSIN_E2E_READY_TIMEOUT", "30"))
+
+    def __init__(self, workdir, redis, kafka, env=None, config=None):
+        self.workdir = workdir
+        self.redis = redis
+        self.kafka = kafka
+        self.prefix = uid("e2e") + ":"
+        self.group = uid("e2e-group")
+        self.extra_env = dict(env or {})
+        self.config = config
+        self.proc = None
+        self.port = None
+        self.starts = 0
+        self.log_path = os.path.join(workdir, "tocsind.log")
+        self.exit_codes = []
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self):
+        return f"ws://127.0.0.1:{self.port}"
+
+    def env(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        env.update({
+            "TOCSIN_HTTP_LISTEN": f"127.0.0.1:{self.port}",
+            "TOCSIN_KAFKA_BROKERS": self.kafka.bootstrap,
+            "TOCSIN_REDIS_URL": self.redis.url,
+            "TOCSIN_REDIS_PREFIX": self.prefix,
+            "TOCSIN_KAFKA_GROUP": self.group,
+            "TOCSIN_LOG_LEVEL": "info",
+            "TOCSIN_SHUTDOWN_TIMEOUT": "3s",
+        })
+        env.update(self.extra_env)
+        return env
+
+    def start(self, wait_ready=True):
+        self.port = free_port()
+        self.starts += 1
+        args = [binary("tocsind")]
+        if self.config is not None:
+            path = os.path.join(self.workdir, "tocsin.json")
+            with open(path, "w") as f:
+                json.dump(self.config, f)
+            args += ["-c", path]
+        log = open(self.log_path, "ab")
+        log.write(f"---- start #{self.starts} port={self.port} prefix={self.prefix}\n".encode())
+        log.flush()
+        self.proc = subprocess.Popen(args, env=self.env(), stdin=subprocess.DEVNULL,
+                                     stdout=log, stderr=log)
+        log.close()
+        if wait_ready:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=None):
+        timeout = timeout or self.READY_TIMEOUT
+
+        def ready():
+            if self.proc.poll() is not None:
+                return "exited"
+            try:
+                return http_get(self.url + "/readyz", timeout=1)[0] == 200
+            except OSError:
+                return False
+
+        try:
+            state = wait_until(ready, timeout, interval=0.1, what="tocsind /readyz")
+        except HarnessError as e:
+            raise HarnessError(f"{e}\n--- tocsind log tail ---\n{self.log_tail()}") from None
+        if state == "exited":
+            raise HarnessError(f"tocsind exited {self.proc.returncode} before ready\n"
+                               f"--- tocsind log tail ---\n{self.log_tail()}")
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        """Sends sig and waits for the exit; returns the exit code (SIGKILL
+        after timeout, and then the code is negative)."""
+        if self.proc is None:
+            return None
+        rc = _stop_process(self.proc, sig, timeout)
+        self.exit_codes.append(rc)
+        self.proc = None
+        return rc
+
+    def wait_exit(self, timeout=15):
+        rc = self.proc.wait(timeout=timeout)
+        self.exit_codes.append(rc)
+        self.proc = None
+        return rc
+
+    def kill9(self):
+        return self.stop(signal.SIGKILL, timeout=5)
+
+    def restart(self, wait_ready=True):
+        """Starts again with the same prefix, group and settings (on a new
+        port, so a lingering socket cannot make the bind fail)."""
+        if self.alive():
+            self.stop()
+        return self.start(wait_ready=wait_ready)
+
+    def log_text(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def log_tail(self, n=60):
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+    def sanitizer_report(self):
+        text = self.log_text()
+        for marker in SANITIZER_MARKERS:
+            i = text.find(marker)
+            if i >= 0:
+                return text[max(0, i - 200):i + 4000]
+        return None
+
+    def get(self, path, headers=None, timeout=5):
+        return http_get(self.url + path, headers=headers, timeout=timeout)
+
+    def get_json(self, path, headers=None):
+        status, hdrs, body = self.get(path, headers)
+        assert status == 200, f"GET {path}: {status} {body[:300]!r}"
+        return json.loads(body), hdrs
+
+    def metrics(self):
+        """Parses /metrics into {'name{labels}': value}."""
+        status, _, body = self.get("/metrics")
+        assert status == 200, f"/metrics answered {status}"
+        out = {}
+        for line in body.decode().splitlines():
+            if not line or line.startswith("#"):
+                continue
+            name, _, value = line.rpartition(" ")
+            try:
+                out[name] = float(value)
+            except ValueError:
+                continue
+        return out
+
+    def metric(self, name, default=0.0):
+        return self.metrics().get(name, default)
+
+    def wait_metric(self, name, at_least, timeout=15):
+        return wait_until(lambda: self.metric(name) >= at_least, timeout, interval=0.1,
+                          what=f"{name} >= {at_least}")
+
+    def cleanup(self):
+        """SIGTERM first, so a sanitizer build runs its leak check; SIGKILL
+        if it does not exit in time."""
+        if self.proc is not None:
+            self.stop(signal.SIGTERM, timeout=10)
