@@ -32,7 +32,7 @@ struct app {
     struct tc_server *server;
     struct tc_ingest *ingest;
     uv_signal_t sigterm, sigint;
-    uv_timer_t deadline, grace;
+    uv_timer_t deadline, grace, retry;
     bool stopping;
     int exit_code;
 };
@@ -65,6 +65,18 @@ usage(FILE *out)
 
 /* ---- ingest → store ---- */
 
+/* A failed apply pauses ingest. When the store lost Redis, its ready
+ * callback resumes ingest; when it is still ready (its in-flight bound was
+ * hit), nothing else would, so this timer does. */
+static void
+on_retry(uv_timer_t *t)
+{
+    TC_UNUSED(t);
+    if (app.ingest != NULL && !app.stopping && tc_store_ready(app.store)) {
+        tc_ingest_set_paused(app.ingest, false);
+    }
+}
+
 static void
 on_applied(void *token, int status, const struct tc_store_result *res)
 {
@@ -77,6 +89,9 @@ on_applied(void *token, int status, const struct tc_store_result *res)
                 TC_U("seq", res->outcome == TC_STORE_ACCEPTED ? res->seq : 0));
     }
     tc_ingest_done(app.ingest, token, status);
+    if (status != TC_OK && !app.stopping) {
+        uv_timer_start(&app.retry, on_retry, 200, 0);
+    }
 }
 
 static void
@@ -126,6 +141,7 @@ on_store_closed(void *arg)
     app.ws = NULL;
     close_handle((uv_handle_t *)&app.deadline);
     close_handle((uv_handle_t *)&app.grace);
+    close_handle((uv_handle_t *)&app.retry);
     close_handle((uv_handle_t *)&app.sigterm);
     close_handle((uv_handle_t *)&app.sigint);
     tc_info("main", "stopped");
@@ -317,6 +333,7 @@ main(int argc, char **argv)
     app.loop = uv_default_loop();
     uv_timer_init(app.loop, &app.deadline);
     uv_timer_init(app.loop, &app.grace);
+    uv_timer_init(app.loop, &app.retry);
     uv_signal_init(app.loop, &app.sigterm);
     uv_signal_init(app.loop, &app.sigint);
     uv_signal_start(&app.sigterm, on_signal, SIGTERM);

@@ -21,8 +21,6 @@ struct tc_config {
     char *http_host;         /* derived from http_listen */
     int http_port;           /* derived from http_listen */
     int64_t http_max_body;   /* bytes; larger request bodies get 413 */
-    int64_t http_max_conns_per_ip;
-    char *status_dir;        /* static files served at "/" (empty: none) */
     /* kafka */
     char *kafka_brokers;     /* empty: run the embedded mock cluster */
     char *kafka_topic;

@@ -130,10 +130,18 @@ tc_ingest__consumer_new(struct tc_ingest *in, const char *brokers, const char *g
     rd_kafka_t *rk = NULL;
     char errstr[256];
 
-    /* Offsets: stored by us (offset + 1) only once the message is done,
+    /* session.timeout.ms 10 s (Kafka's default before 3.0): a dead node's
+     * partitions move sooner, and the embedded mock cluster, which waits
+     * about a session timeout to rebalance after the last member left,
+     * lets a restarted tocsind rejoin within seconds.
+     * Offsets: stored by us (offset + 1) only once the message is done,
      * committed by librdkafka every second and at close. No EOF events.
      * queued.max.messages.kbytes bounds what is prefetched, hence what may
-     * still arrive after a pause. */
+     * still arrive after a pause.
+     * fetch.wait.max.ms 50: a real broker answers a fetch as soon as data
+     * arrives, but the mock cluster (embedded Kafka, tocsin-devkafka) holds
+     * it for the whole wait, which was 500 ms of every update's latency. An
+     * idle consumer then sends 20 fetches/s per broker: negligible. */
     if (tc_ingest__conf_set(conf, "bootstrap.servers", brokers, err) < 0 ||
         tc_ingest__conf_set(conf, "group.id", group, err) < 0 ||
         tc_ingest__conf_set(conf, "client.id", "tocsin", err) < 0 ||
@@ -143,6 +151,8 @@ tc_ingest__consumer_new(struct tc_ingest *in, const char *brokers, const char *g
         tc_ingest__conf_set(conf, "auto.offset.reset", "earliest", err) < 0 ||
         tc_ingest__conf_set(conf, "enable.partition.eof", "false", err) < 0 ||
         tc_ingest__conf_set(conf, "queued.max.messages.kbytes", "8192", err) < 0 ||
+        tc_ingest__conf_set(conf, "session.timeout.ms", "10000", err) < 0 ||
+        tc_ingest__conf_set(conf, "fetch.wait.max.ms", "50", err) < 0 ||
         tc_ingest__conf_set(conf, "statistics.interval.ms", "2000", err) < 0) {
         goto out;
     }

@@ -321,8 +321,7 @@ check_required(const json_t *obj, struct tc_error *err)
     }
     if (!id_chars_ok(s, strlen(s), true)) {
         return tc_error_set(err, TC_EINVAL,
-                            "incident_id: must be 1-128 characters of "
-                            "[A-Za-z0-9._:-]");
+                            "incident_id: must be 1-128 characters of [A-Za-z0-9._:-]");
     }
     if ((rc = check_int(obj, "version", true, 1, err)) != 0) {
         return rc;
@@ -493,6 +492,9 @@ tc_event_state_json(const struct tc_event *ev)
         abort(); /* jansson fails here only when out of memory (see util.h) */
     }
     json_object_set(state, "updated_at", json_object_get(ev->json, "occurred_at"));
+    /* started_at is the store's to set (it survives across versions); a
+     * producer's own would appear twice in the state. */
+    json_object_del(state, "started_at");
     text = json_dumps(state, JSON_COMPACT);
     json_decref(state);
     if (text == NULL) {

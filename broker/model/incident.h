@@ -3,7 +3,8 @@
  * The incident event (DESIGN §2): parse and validate one Kafka value, and
  * build the incident state the store saves. Pure: no I/O, no loops.
  * The rules here and schemas/incident-event.schema.json must agree; the
- * differential test (tests/unit/model/test_schema_diff.c + tests/e2e) holds them.
+ * differential test (tests/e2e/test_schema_diff.py with tests/tools/tc-validate-event)
+ * holds them.
  */
 #ifndef TC_MODEL_INCIDENT_H
 #define TC_MODEL_INCIDENT_H

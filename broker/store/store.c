@@ -429,7 +429,9 @@ conn_connect(struct tc_store__conn *c)
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     c->ac = ac;
     /* hiredis buffers these until the socket connects; each has its timer,
-     * which also bounds a connect that hangs. */
+     * which also bounds a connect that hangs. It also covers a refused
+     * connect: hiredis' libuv adapter ignores uv_poll errors, so hiredis may
+     * never see the failure and only the timer ends the attempt. */
     conn_setup(c);
 }
 
@@ -643,6 +645,12 @@ tc_store_get_incident(struct tc_store *s, const char *incident_id, tc_store_inci
 
     if (rc != 0) {
         cb(arg, rc, NULL, 0);
+        goto out;
+    }
+    /* Incident ids are at most 128 characters (DESIGN §2): a longer one
+     * names nothing, and is not worth a round trip. */
+    if (strlen(incident_id) > 128) {
+        cb(arg, TC_ENOENT, NULL, 0);
         goto out;
     }
     inc = tc_xasprintf("%sinc:%s", s->cfg->redis_prefix, incident_id);

@@ -52,7 +52,9 @@ struct tc_store_result {
 
 /* status is 0 (res is set) or TC_EIO / TC_ETIMEDOUT (res is NULL). On a
  * failure the store drops its connection, so every later pending command
- * fails too and ready_cb(false) runs; nothing half-done is left behind. */
+ * fails too and ready_cb(false) runs; nothing half-done is left behind.
+ * TC_EAGAIN (at once, nothing sent, connection kept) when too many commands
+ * are in flight: pause and retry. */
 typedef void (*tc_store_apply_cb)(void *arg, int status, const struct tc_store_result *res);
 
 /* Runs the per-event script for ev. @borrows ev for the duration of the call
@@ -100,8 +102,9 @@ struct tc_store_follow_cbs {
 void tc_store_follow(struct tc_store *s, const struct tc_store_follow_cbs *cbs, size_t history);
 
 /* GET /v1/incidents/{id}: the incident's state and its updates, newest first
- * (at most 100). status is 0, TC_ENOENT, TC_EIO or TC_ETIMEDOUT. json is a
- * borrowed compact object {"incident":{...},"updates":[{...,"seq":N},...]}. */
+ * (at most 100). status is 0, TC_ENOENT, TC_EIO, TC_ETIMEDOUT or TC_EAGAIN. json is a
+ * borrowed compact object
+ * {"incident":{...},"updates":[{"seq":N,"incident":{...}},...]}. */
 typedef void (*tc_store_incident_cb)(void *arg, int status, const char *json, size_t len);
 void tc_store_get_incident(struct tc_store *s, const char *incident_id, tc_store_incident_cb cb,
                            void *arg);

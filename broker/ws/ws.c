@@ -23,6 +23,9 @@ _Static_assert(LWS_PRE <= TC_FRAME_HEADROOM, "frames need room for the WebSocket
 /* RFC 6455 1013 "try again later"; lws 4.1 has no name for it. */
 #define CLOSE_TRY_AGAIN_LATER 1013
 
+/* The close opcode for lws_write; lws 4.1 keeps its name private. */
+#define LWS_WRITE_CLOSE_FRAME ((enum lws_write_protocol)4)
+
 struct session {
     struct tc_hub_sink sink; /* first: the hub hands it back to us */
     struct tc_ws *ws;
@@ -73,7 +76,7 @@ begin_close(struct session *s, uint16_t code)
     s->close_code = code;
     drop_queue(s);
     lws_callback_on_writable(s->wsi);
-    lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, CLOSE_GRACE_S);
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
 }
 
 /* Sets the close code and reason lws sends when the callback returns -1. */
@@ -123,7 +126,7 @@ send_error(struct session *s, const char *code, const char *message, uint16_t cl
         /* Let the error frame go first, then close. */
         s->close_code = close_code;
         lws_callback_on_writable(s->wsi);
-        lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, CLOSE_GRACE_S);
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
     }
 }
 
@@ -267,7 +270,15 @@ on_writeable(struct session *s)
                           : s->close_code == CLOSE_TRY_AGAIN_LATER
                               ? "too slow, resume with since"
                               : "policy violation";
-        close_with(s, s->close_code, why);
+        /* lws 4.1 treats -1 from WRITEABLE (and any timeout) as a broken
+         * socket and never sends the reason set by lws_close_reason, so the
+         * close frame is written here: the peer reads it before the FIN. */
+        unsigned char buf[LWS_PRE + 2 + 64];
+        size_t n = strlen(why) < 64 ? strlen(why) : 64;
+        buf[LWS_PRE] = (unsigned char)(s->close_code >> 8);
+        buf[LWS_PRE + 1] = (unsigned char)(s->close_code & 0xff);
+        memcpy(buf + LWS_PRE + 2, why, n);
+        lws_write(s->wsi, buf + LWS_PRE, 2 + n, LWS_WRITE_CLOSE_FRAME);
         return -1;
     }
     if (f == NULL) {

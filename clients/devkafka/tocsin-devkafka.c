@@ -10,6 +10,7 @@
 #include "util/util.h"
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,18 @@ parse_partitions(const char *s, int *out)
     return 0;
 }
 
+/* Kafka's topic rule, as kafka.topic in the configuration. */
+static bool
+valid_topic(const char *s)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+
+    if (n < 1 || n > 249) {
+        return false;
+    }
+    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
 int main(int argc, char **argv);
 
 int
@@ -77,8 +90,9 @@ main(int argc, char **argv)
             }
             i++;
         } else if (strcmp(a, "--topic") == 0 || strcmp(a, "--dlq-topic") == 0) {
-            if (v == NULL || *v == '\0' || strlen(v) > 249) {
-                fprintf(stderr, "tocsin-devkafka: %s needs a topic name (1-249 characters)\n", a);
+            if (!valid_topic(v)) {
+                fprintf(stderr,
+                        "tocsin-devkafka: %s needs a topic name (1-249 of [A-Za-z0-9._-])\n", a);
                 goto out;
             }
             if (strcmp(a, "--topic") == 0) {

@@ -230,7 +230,7 @@ class Bench:
         self.start_generators(wsload)
         ready, failed = self.wait_ready()
         connect_s = time.monotonic() - t0
-        time.sleep(1)
+        time.sleep(a.settle)
         rss1 = proc_status(self.tocsind.pid, "VmRSS")
         log(f"{ready} sessions ready ({failed} failed) in {connect_s:.1f}s; "
             f"tocsind RSS {rss0} kB -> {rss1} kB")
@@ -253,7 +253,12 @@ class Bench:
 
         firsts = [r["first_ts_us"] for r in results if r["first_ts_us"]]
         lasts = [r["last_rx_us"] for r in results if r["last_rx_us"]]
+        frx = [r["first_rx_us"] for r in results if r.get("first_rx_us")]
         last_ms = (max(lasts) - min(firsts)) / 1000.0 if firsts and lasts else float("nan")
+        first_ms = (min(frx) - min(firsts)) / 1000.0 if firsts and frx else float("nan")
+        # From the first session's first update to the last session's last:
+        # tocsind's fan-out alone, without the publish -> ingest latency.
+        spread_ms = (max(lasts) - min(frx)) / 1000.0 if frx and lasts else float("nan")
         updates = sum(r["updates"] for r in results)
         s = {
             "sessions": a.sessions,
@@ -263,6 +268,9 @@ class Bench:
             "complete": sum(r["sessions_done"] for r in results),
             "errors": sum(r["errors"] for r in results),
             "last_ms": last_ms,
+            "first_ms": first_ms,
+            "spread_ms": spread_ms,
+            "spread_deliveries_per_s": updates / (spread_ms / 1000.0) if spread_ms > 0 else float("nan"),
             "p50_ms": pct(0.5),
             "p99_ms": pct(0.99),
             "max_ms": lat[-1] / 1000.0 if lat else float("nan"),
@@ -284,9 +292,12 @@ def table(s):
         ("updates per session", str(s["updates_per_session"])),
         ("deliveries (sessions with all)", f"{s['deliveries']} ({s['complete']})"),
         ("errors", str(s["errors"])),
+        ("time to first client (ms)", f(s["first_ms"])),
         ("time to last client (ms)", f(s["last_ms"])),
+        ("fan-out spread, first to last client (ms)", f(s["spread_ms"])),
         ("latency p50 / p99 / max (ms)", f"{f(s['p50_ms'])} / {f(s['p99_ms'])} / {f(s['max_ms'])}"),
-        ("deliveries/s", f(s["deliveries_per_s"], 0)),
+        ("deliveries/s (sessions / time to last client)", f(s["deliveries_per_s"], 0)),
+        ("deliveries/s within the spread", f(s["spread_deliveries_per_s"], 0)),
         ("tocsind CPU during delivery (s)", f(s["tocsind_cpu_s"], 2)),
         ("RSS per idle session (KB)", f(s["rss_per_session_kb"], 2)),
         ("connect rate (sessions/s)", f(s["connect_rate"], 0)),
@@ -304,6 +315,8 @@ def main():
     ap.add_argument("--updates", type=int, default=1, help="events published one after another")
     ap.add_argument("--connect-rate", type=float, default=2000, help="new sessions per second, in all")
     ap.add_argument("--component", default="bench")
+    ap.add_argument("--settle", type=float, default=1.0,
+                    help="seconds between all sessions ready and the RSS reading + publish")
     ap.add_argument("--deliver-timeout", type=float, default=60,
                     help="seconds the updates have to reach every session")
     ap.add_argument("--build-dir", default=os.environ.get("TOCSIN_BUILD_DIR", "/work/main/build"))

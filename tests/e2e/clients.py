@@ -51,6 +51,7 @@ class Ws:
     def __init__(self, conn):
         self.conn = conn
         self.messages = []
+        self.heartbeats = []
         self.welcome = None
 
     @classmethod
@@ -72,18 +73,29 @@ class Ws:
         return self.welcome["epoch"]
 
     async def recv(self, timeout=10):
-        """Next message as a dict; HarnessError on timeout or close."""
-        try:
-            raw = await asyncio.wait_for(self.conn.recv(), timeout)
-        except asyncio.TimeoutError:
-            raise HarnessError(f"no message within {timeout}s; last ones: {self.tail()}") from None
-        except websockets.exceptions.ConnectionClosed as e:
-            raise HarnessError(f"connection closed ({self.conn.close_code} {self.conn.close_reason!r}) "
-                               f"while waiting; last ones: {self.tail()}") from e
-        assert isinstance(raw, str), f"binary frame from server: {raw[:80]!r}"
-        msg = json.loads(raw)
-        self.messages.append(msg)
-        return msg
+        """Next message as a dict; HarnessError on timeout or close.
+        Heartbeats (announced by welcome's heartbeat_s, not part of the
+        stream) are kept apart and do not extend the timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                if left <= 0:
+                    raise asyncio.TimeoutError
+                raw = await asyncio.wait_for(self.conn.recv(), left)
+            except asyncio.TimeoutError:
+                raise HarnessError(f"no message within {timeout}s; last ones: {self.tail()}; "
+                                   f"heartbeats: {len(self.heartbeats)}") from None
+            except websockets.exceptions.ConnectionClosed as e:
+                raise HarnessError(f"connection closed ({self.conn.close_code} {self.conn.close_reason!r}) "
+                                   f"while waiting; last ones: {self.tail()}") from e
+            assert isinstance(raw, str), f"binary frame from server: {raw[:80]!r}"
+            msg = json.loads(raw)
+            if msg.get("type") == "heartbeat":
+                self.heartbeats.append(msg)
+                continue
+            self.messages.append(msg)
+            return msg
 
     def tail(self, n=5):
         return [_short(m) for m in self.messages[-n:]]
@@ -125,13 +137,20 @@ class Ws:
 
     async def quiet(self, duration):
         """Asserts that nothing arrives for duration seconds."""
-        try:
-            raw = await asyncio.wait_for(self.conn.recv(), duration)
-        except asyncio.TimeoutError:
-            return
-        except websockets.exceptions.ConnectionClosed:
-            raise HarnessError(f"closed ({self.conn.close_code}) while expected quiet") from None
-        raise AssertionError(f"expected no message, got {raw[:300]}")
+        deadline = time.monotonic() + duration
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                raw = await asyncio.wait_for(self.conn.recv(), left)
+            except asyncio.TimeoutError:
+                return
+            except websockets.exceptions.ConnectionClosed:
+                raise HarnessError(f"closed ({self.conn.close_code}) while expected quiet") from None
+            if isinstance(raw, str) and json.loads(raw).get("type") == "heartbeat":
+                continue
+            raise AssertionError(f"expected no message, got {raw[:300]}")
 
     async def send(self, obj):
         await self.conn.send(obj if isinstance(obj, (str, bytes)) else json.dumps(obj))
@@ -193,6 +212,9 @@ class Sse:
         if origin is not None:
             headers["Origin"] = origin
         self.conn.request("GET", "/v1/events" + (f"?{qs}" if qs else ""), headers=headers)
+        # Keep the socket: http.client hands it to the response (and drops
+        # its own reference) when the stream has no length.
+        self.sock = self.conn.sock
         self.resp = self.conn.getresponse()
         self.status = self.resp.status
         self.headers = {k.lower(): v for k, v in self.resp.getheaders()}
@@ -201,7 +223,7 @@ class Sse:
     def next(self, timeout=10):
         """Next event as {'id','event','data'(parsed JSON)}; comments
         (heartbeats) are skipped."""
-        self.conn.sock.settimeout(timeout)
+        self.sock.settimeout(timeout)
         deadline = time.monotonic() + timeout
         ev = {"id": None, "event": "message", "data": []}
         while True:
@@ -233,10 +255,34 @@ class Sse:
                 ev[field] = value
 
     def close(self):
+        self.resp.close()
         self.conn.close()
 
 
 # --------------------------------------------------------------- raw socket
+
+
+def ws_handshake_status(port, origin=None, qs="", timeout=5):
+    """Sends a WebSocket upgrade request; returns (status, head bytes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(_upgrade_request(port, "/v1/ws" + (f"?{qs}" if qs else ""), origin))
+        head = b""
+        while b"\r\n\r\n" not in head and len(head) < 65536:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+    parts = head.split(b" ", 2)
+    assert len(parts) >= 2 and parts[0].startswith(b"HTTP/1."), f"not an HTTP answer: {head[:200]!r}"
+    return int(parts[1]), head
+
+
+def _upgrade_request(port, path, origin=None):
+    key = base64.b64encode(os.urandom(16)).decode()
+    extra = f"Origin: {origin}\r\n" if origin else ""
+    return (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n{extra}"
+            f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {SUBPROTOCOL}\r\n\r\n").encode()
 
 
 class RawWs:
@@ -248,12 +294,7 @@ class RawWs:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(timeout)
         self.sock.connect(("127.0.0.1", port))
-        key = base64.b64encode(os.urandom(16)).decode()
-        path = "/v1/ws" + (f"?{qs}" if qs else "")
-        req = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-               f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {SUBPROTOCOL}\r\n\r\n")
-        self.sock.sendall(req.encode())
+        self.sock.sendall(_upgrade_request(port, "/v1/ws" + (f"?{qs}" if qs else "")))
         self.buf = b""
         while b"\r\n\r\n" not in self.buf:
             chunk = self.sock.recv(1024)

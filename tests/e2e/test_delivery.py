@@ -3,8 +3,10 @@
 # Live delivery over WebSocket (DESIGN §3, §4, §8.2-3): who receives what
 # (filters, global incidents, matched-once-keeps-matching), dedup and version
 # order, seq order over a stream, and resolution leaving the active set.
-# Each test ends its stream with a sentinel event every subscriber matches:
-# delivery is in seq order, so once the sentinel arrived nothing earlier can.
+# Each test ends its stream with a sentinel event every subscriber matches,
+# produced once the others are stored (events of different incidents may sit
+# on different partitions, so production order alone says nothing): delivery
+# is in seq order, so once the sentinel arrived nothing earlier can.
 
 import asyncio
 
@@ -16,6 +18,12 @@ ALL_COMPONENTS = ["playback", "search", "billing"]
 
 def _sentinel():
     return event(uid("sentinel"), 1, impact="critical", components=ALL_COMPONENTS)
+
+
+def _produce_then_sentinel(tocsind, kafka, evs, accepted, sentinel):
+    kafka.produce_all(evs)
+    tocsind.wait_metric('tocsin_events_total{result="accepted"}', accepted)
+    kafka.produce(sentinel)
 
 
 async def _until_sentinel(ws, sentinel_id, timeout=20):
@@ -47,16 +55,17 @@ def test_only_matching_subscribers_receive(tocsind, kafka):
         for ws in subs.values():
             snap = await ws.expect("snapshot")
             assert snap["sub"] == "default" and snap["incidents"] == [] and not snap.get("reset")
-        await in_thread(kafka.produce_all, evs + [sentinel])
-        got = {name: await _until_sentinel(ws, sentinel["incident_id"]) for name, ws in subs.items()}
+        await in_thread(_produce_then_sentinel, tocsind, kafka, evs, 3, sentinel)
+        got = {name: sorted(await _until_sentinel(ws, sentinel["incident_id"]))
+               for name, ws in subs.items()}
         for ws in subs.values():
             await ws.close()
         return got
 
     got = run(body())
     assert got["components=playback"] == [pb_eu]
-    assert got["components=search,billing"] == [search_us, billing_eu]
-    assert got["regions=eu-west"] == [pb_eu, billing_eu]
+    assert got["components=search,billing"] == sorted([search_us, billing_eu])
+    assert got["regions=eu-west"] == sorted([pb_eu, billing_eu])
     assert got["min_impact=major"] == [search_us]
     assert got["all three"] == [pb_eu]
 
@@ -68,8 +77,9 @@ def test_global_incident_reaches_region_subscribers(tocsind, kafka):
     async def body():
         eu = await Ws.connect(tocsind.ws_url, query(regions=["eu-west"]))
         await eu.expect("snapshot")
-        await in_thread(kafka.produce_all, [event(other, 1, regions=["ap-south"]),
-                                            event(glob, 1, regions=[]), sentinel])
+        await in_thread(_produce_then_sentinel, tocsind, kafka,
+                        [event(other, 1, regions=["ap-south"]), event(glob, 1, regions=[])], 2,
+                        sentinel)
         got = await _until_sentinel(eu, sentinel["incident_id"])
         await eu.close()
         return got
@@ -84,12 +94,12 @@ def test_matched_once_keeps_matching_until_resolved(tocsind, kafka):
     async def body():
         ws = await Ws.connect(tocsind.ws_url, query(min_impact="major"))
         await ws.expect("snapshot")
-        await in_thread(kafka.produce_all, [
+        await in_thread(_produce_then_sentinel, tocsind, kafka, [
             event(iid, 1, impact="major"),
             event(iid, 2, impact="minor", status="identified"),  # below the filter: still sent
             event(iid, 3, impact="minor", status="resolved"),
             event(iid, 4, impact="minor", status="investigating"),  # reopened below the filter
-            sentinel])
+        ], 4, sentinel)
         msgs = await ws.until(lambda m: m.get("type") == "update"
                               and m["incident"]["incident_id"] == sentinel["incident_id"], 20)
         await ws.close()

@@ -86,7 +86,12 @@ def test_redis_frozen_5s_pauses_ingest_and_loses_nothing(tocsind_factory, own_re
     assert _pairs(u["incident"] for u in ups) == _pairs(before + during)
     m = t.metrics()
     assert m.get("tocsin_redis_timeouts_total", 0) >= 1 or m.get("tocsin_ingest_pauses_total", 0) >= 1, m
-    assert m.get('tocsin_events_total{result="accepted"}') == len(before) + len(during), m
+    # A script that timed out may still have run once Redis woke up; its
+    # retry is then a duplicate. Never more accepted than produced.
+    total = len(before) + len(during)
+    assert m.get('tocsin_events_total{result="accepted"}') <= total, m
+    assert (m.get('tocsin_events_total{result="accepted"}') +
+            m.get('tocsin_events_total{result="duplicate"}', 0)) >= total, m
 
 
 @pytest.mark.timeout(120)

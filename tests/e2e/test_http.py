@@ -7,9 +7,8 @@
 import json
 
 import pytest
-import websockets.exceptions
 
-from clients import Sse, Ws, run
+from clients import Sse, Ws, run, ws_handshake_status
 from helpers import event, uid, wait_until
 
 
@@ -106,11 +105,16 @@ def origin_tocsind(tocsind_factory):
 
 
 def test_ws_foreign_origin_refused_403(origin_tocsind):
+    # A raw handshake: the refusal's status line may be HTTP/1.0 (lws), which
+    # the websockets client will not parse.
+    status, _ = ws_handshake_status(origin_tocsind.port, "https://evil.example.net")
+    assert status == 403
+    status, _ = ws_handshake_status(origin_tocsind.port, ALLOWED)
+    assert status == 101
+
     async def body():
-        with pytest.raises(websockets.exceptions.InvalidStatusCode) as ei:
-            await Ws.connect(origin_tocsind.ws_url, origin="https://evil.example.net")
-        assert ei.value.status_code == 403
         ws = await Ws.connect(origin_tocsind.ws_url, origin=ALLOWED)
+        await ws.expect("snapshot")
         await ws.close()
 
     run(body())

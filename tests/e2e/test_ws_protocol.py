@@ -85,16 +85,23 @@ def test_slow_reader_closed_1013_normal_reader_gets_everything(tocsind_factory, 
     t = tocsind_factory(env={"TOCSIN_WS_SEND_QUEUE": "16"})
     n = 150
     incidents = [uid("big") for _ in range(3)]
-    evs = [event(incidents[i % 3], i // 3 + 1, message="m" * 4000) for i in range(n)]
+    # ~60 KB per update (unknown fields pass through): 9 MB in all, more than
+    # the kernel's autotuned send buffer (tcp_wmem max 4 MB) can hide.
+    evs = [event(incidents[i % 3], i // 3 + 1, pad="p" * 60000) for i in range(n)]
 
     async def body():
         normal = await Ws.connect(t.ws_url)
         snap = await normal.expect("snapshot")
         stuck = await in_thread(RawWs, t.port)
-        # About 600 KB of updates, one per 5 ms: the stuck socket's tiny
-        # window fills, its queue passes 16 frames; the normal reader keeps up.
+        # One update per 5 ms: the stuck socket's window and send buffer
+        # fill, its queue passes 16 frames; the normal reader keeps up.
         producing = asyncio.ensure_future(in_thread(kafka.produce_all, evs, 0.005))
-        ups = await normal.updates(n, timeout=60)
+        try:
+            ups = await normal.updates(n, timeout=30)
+        except AssertionError as e:
+            m = await in_thread(t.metrics)
+            raise AssertionError(f"{e}\nproducer done: {producing.done()}; metrics: "
+                                 f"{ {k: v for k, v in m.items() if 'events' in k or 'ingest' in k} }")
         await producing
         await in_thread(t.wait_metric, 'tocsin_ws_closed_total{code="1013"}', 1, 20)
         closed, code, frames = await in_thread(stuck.drain, 20)

@@ -168,6 +168,7 @@ RAW_INVALID = {
     "nul-in-key": BASE_TEXT[:-2] + ',\n  "a\\u0000b": 1\n}',
     "title-lone-surrogate": BASE_TEXT.replace('"Playback errors in Europe"', '"\\ud83d oops"'),
     "too-big-65537-bytes": padded(65537),
+    "unknown-field-integer-over-int64": BASE_TEXT[:-2] + ',\n  "count": 9223372036854775808\n}',
 }
 RAW_VALID = {
     "size-65536-bytes": padded(65536),

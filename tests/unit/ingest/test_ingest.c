@@ -127,6 +127,7 @@ struct rec {
     bool down;
     /* Async mode: done is called from a timer, as a real store would. */
     bool async;
+    bool hold; /* async: keep dones pending until cleared */
     void *pending[MAXA];
     const char *pending_id[MAXA];
     int npending;
@@ -167,6 +168,9 @@ async_cb(uv_timer_t *t)
     struct rec *r = t->data;
     int n = r->npending;
 
+    if (r->hold) {
+        return;
+    }
     /* Completed in order, like replies on one Redis connection. */
     r->npending = 0;
     for (int i = 0; i < n; i++) {
@@ -263,9 +267,10 @@ index_of(const struct rec *r, const char *id, int from)
     return -1;
 }
 
-/* Reads n messages of the DLQ topic from the start. @returns new messages. */
+/* Reads n messages of the DLQ topic from the start. @returns new messages
+ * and in *cp the consumer, destroyed by the caller after the messages. */
 static int
-read_dlq(const char *bootstrap, rd_kafka_message_t **out, int n)
+read_dlq(const char *bootstrap, rd_kafka_message_t **out, int n, rd_kafka_t **cp)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
@@ -302,8 +307,7 @@ read_dlq(const char *bootstrap, rd_kafka_message_t **out, int n)
         }
         rd_kafka_message_destroy(extra);
     }
-    rd_kafka_consumer_close(c);
-    rd_kafka_destroy(c);
+    *cp = c;
     return got;
 }
 
@@ -385,7 +389,8 @@ test_apply_dlq_offsets(void **state)
 
     /* The DLQ holds the three, unchanged, with error and source headers. */
     rd_kafka_message_t *m[4] = {0};
-    assert_int_equal(read_dlq(tc_kafka_embedded_bootstrap(k), m, 3), 3);
+    rd_kafka_t *reader = NULL;
+    assert_int_equal(read_dlq(tc_kafka_embedded_bootstrap(k), m, 3, &reader), 3);
     int seen_big = 0, seen_notjson = 0, seen_rule = 0;
     for (int i = 0; i < 3; i++) {
         char eb[256], sb[256];
@@ -415,6 +420,8 @@ test_apply_dlq_offsets(void **state)
     }
     assert_int_equal(seen_big + seen_notjson + seen_rule, 3);
     assert_int_equal(seen_big * seen_notjson * seen_rule, 1);
+    rd_kafka_consumer_close(reader);
+    rd_kafka_destroy(reader);
 
     /* Offsets committed at close: the next offset of each partition. */
     assert_int_equal(committed(tc_kafka_embedded_bootstrap(k), "g1", 0), 5);
@@ -426,7 +433,10 @@ test_apply_dlq_offsets(void **state)
     assert_int_equal(rd_kafka_flush(p, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
     ingest_start(&loop, tc_kafka_embedded_bootstrap(k), "g1", &r2);
     struct wait_n w2 = {&r2, 1};
-    assert_true(run_until(&loop, have_n, &w2, 20000));
+    uint64_t t0 = tc_now_ms();
+    assert_true(run_until(&loop, have_n, &w2, 40000));
+    print_message("restarted consumer got its first message after %llu ms\n",
+                  (unsigned long long)(tc_now_ms() - t0));
     run_until(&loop, never, NULL, 1000);
     assert_int_equal(r2.n, 1);
     assert_string_equal(r2.ids[0], "e5");
@@ -485,8 +495,8 @@ run_pause_resume(bool async)
     assert_int_equal(committed(tc_kafka_embedded_bootstrap(k), "g2", 0), 2);
 
     r.down = false;
+    w.n = r.n + 3; /* sync: applied inside set_paused already */
     tc_ingest_set_paused(r.in, false);
-    w.n = r.n + 3;
     assert_true(run_until(&loop, have_n, &w, 10000));
     run_until(&loop, never, NULL, 500);
     assert_int_equal(r.n, w.n);
@@ -503,8 +513,8 @@ run_pause_resume(bool async)
     assert_int_equal(rd_kafka_flush(p, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
     run_until(&loop, never, NULL, 1500);
     assert_int_equal(r.n, w.n);
-    tc_ingest_set_paused(r.in, false);
     w.n++;
+    tc_ingest_set_paused(r.in, false);
     assert_true(run_until(&loop, have_n, &w, 10000));
     assert_string_equal(r.ids[r.n - 1], "e5");
 
@@ -651,17 +661,84 @@ test_devkafka_binary(void **state)
     assert_int_equal(rd_kafka_wait_destroyed(10000), 0);
 }
 
+static bool
+both_have_one(void *arg)
+{
+    struct rec **rs = arg;
+    return rs[0]->n >= 3 && rs[1]->n >= 1;
+}
+
+/* A rebalance while applies are in flight: the revoked entries are orphaned,
+ * redelivered to the new owner, and their late done calls are safe; a close
+ * that times out abandons what is still in flight, and a done after it is
+ * safe too (ASan would see a use after free). */
+static void
+test_rebalance_orphans_and_close_timeout(void **state)
+{
+    struct tc_error err = {{0}};
+    struct tc_kafka_embedded *k = tc_kafka_embedded_new(TOPIC, DLQ, 2, &err);
+    struct rec a = {.async = true, .hold = true}, b = {0};
+    struct rec *both[2] = {&a, &b};
+    uv_loop_t loop;
+    rd_kafka_t *p;
+
+    TC_UNUSED(state);
+    assert_non_null(k);
+    uv_loop_init(&loop);
+    p = producer_new(tc_kafka_embedded_bootstrap(k));
+    produce_event(p, 0, "p0", 1);
+    produce_event(p, 1, "p1", 2);
+    assert_int_equal(rd_kafka_flush(p, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+    ingest_start(&loop, tc_kafka_embedded_bootstrap(k), "g3", &a);
+    struct wait_n w = {&a, 2};
+    assert_true(run_until(&loop, have_n, &w, 20000));
+    assert_int_equal(a.npending, 2); /* both held in flight */
+
+    /* B joins: A loses everything (eager protocol), gets one partition back
+     * and consumes it again from the start; B gets the other. */
+    ingest_start(&loop, tc_kafka_embedded_bootstrap(k), "g3", &b);
+    assert_true(run_until(&loop, both_have_one, both, 40000));
+    assert_int_equal(b.n, 1);
+    assert_int_equal(a.n, 3);
+    assert_string_not_equal(a.ids[2], b.ids[0]);
+
+    /* The two orphans complete late (one fails: nothing must happen), the
+     * re-delivered one stays held. */
+    assert_int_equal(a.npending, 3);
+    tc_ingest_done(a.in, a.pending[0], 0);
+    tc_ingest_done(a.in, a.pending[1], TC_EIO);
+    a.pending[0] = a.pending[2];
+    a.npending = 1;
+    assert_int_equal(tc_metrics_gauge_get(TC_G_INGEST_PAUSED), 0);
+
+    /* Close A with its apply still held: abandoned at the timeout. */
+    tc_ingest_close(a.in, 300, on_closed, &a);
+    assert_true(run_until(&loop, is_closed, &a, 30000));
+    a.hold = false;
+    tc_ingest_done(NULL, a.pending[0], 0); /* after close: frees the entry only */
+    a.npending = 0;
+    uv_close((uv_handle_t *)&a.timer, NULL);
+    ingest_close(&loop, &b);
+
+    rd_kafka_destroy(p);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    tc_kafka_embedded_free(k);
+    assert_int_equal(rd_kafka_wait_destroyed(10000), 0);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_apply_dlq_offsets),
         cmocka_unit_test(test_pause_resume_sync),
+        cmocka_unit_test(test_apply_dlq_offsets),
         cmocka_unit_test(test_pause_resume_async),
+        cmocka_unit_test(test_rebalance_orphans_and_close_timeout),
         cmocka_unit_test(test_devkafka_binary),
     };
 
     /* librdkafka's own lines only at warn and above, to keep output short. */
-    tc_log_set_level(TC_LOG_WARN);
+    tc_log_set_level(getenv("TOCSIN_TEST_DEBUG") != NULL ? TC_LOG_DEBUG : TC_LOG_WARN);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
