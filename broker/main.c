@@ -42,25 +42,24 @@ static struct app app;
 static void
 usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: tocsind [-c FILE] [options]\n"
-            "\n"
-            "tocsin's broker: consumes incident events from Kafka, orders and deduplicates\n"
-            "them in Redis, and pushes updates to WebSocket and SSE subscribers.\n"
-            "\n"
-            "Options:\n"
-            "  -c, --config FILE   JSON configuration file (schemas/config.schema.json)\n"
-            "      --check-config  validate the configuration, print it, and exit\n"
-            "      --help-config   list every configuration key and its TOCSIN_* variable\n"
-            "  -V, --version       print the version and exit\n"
-            "  -h, --help          print this help and exit\n"
-            "\n"
-            "Every key may be overridden by its environment variable, e.g.\n"
-            "TOCSIN_HTTP_LISTEN=127.0.0.1:8080 TOCSIN_REDIS_URL=redis://127.0.0.1:6379/0.\n"
-            "With kafka.brokers empty, an embedded single-node Kafka is started and its\n"
-            "address is logged. SIGTERM or SIGINT shuts down gracefully.\n"
-            "Exit status: 0 after a clean shutdown, 1 on a runtime failure, 2 on a usage or\n"
-            "configuration error.\n");
+    fprintf(out, "Usage: tocsind [-c FILE] [options]\n"
+                 "\n"
+                 "tocsin's broker: consumes incident events from Kafka, orders and deduplicates\n"
+                 "them in Redis, and pushes updates to WebSocket and SSE subscribers.\n"
+                 "\n"
+                 "Options:\n"
+                 "  -c, --config FILE   JSON configuration file (schemas/config.schema.json)\n"
+                 "      --check-config  validate the configuration, print it, and exit\n"
+                 "      --help-config   list every configuration key and its TOCSIN_* variable\n"
+                 "  -V, --version       print the version and exit\n"
+                 "  -h, --help          print this help and exit\n"
+                 "\n"
+                 "Every key may be overridden by its environment variable, e.g.\n"
+                 "TOCSIN_HTTP_LISTEN=127.0.0.1:8080 TOCSIN_REDIS_URL=redis://127.0.0.1:6379/0.\n"
+                 "With kafka.brokers empty, an embedded single-node Kafka is started and its\n"
+                 "address is logged. SIGTERM or SIGINT shuts down gracefully.\n"
+                 "Exit status: 0 after a clean shutdown, 1 on a runtime failure, 2 on a usage or\n"
+                 "configuration error.\n");
 }
 
 /* ---- ingest → store ---- */
@@ -269,7 +268,9 @@ start(void)
             return 1;
         }
         bootstrap = tc_kafka_embedded_bootstrap(app.kafka);
-        tc_info("main", "embedded Kafka started (data lives only as long as this process)",
+        tc_info("main",
+                "embedded Kafka started: for trying tocsin only (in memory, ~5 MB per "
+                "partition); set kafka.brokers for production",
                 TC_S("bootstrap", bootstrap), TC_S("topic", app.cfg.kafka_topic));
     }
     app.store = tc_store_new(app.loop, &app.cfg, on_store_ready, NULL);

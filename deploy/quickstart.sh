@@ -9,8 +9,6 @@ cd "$(dirname "$0")/.."
 RUN_DIR=${TOCSIN_QUICKSTART_DIR:-/tmp/tocsin-quickstart}
 REDIS_PORT=${REDIS_PORT:-6390}
 HTTP_PORT=${HTTP_PORT:-8080}
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
 
 stop() {
     for f in "$RUN_DIR"/tocsind.pid "$RUN_DIR"/redis.pid; do
@@ -26,11 +24,7 @@ if [ "${1:-}" = stop ]; then
 fi
 
 echo "==> Installing packages (apt-get)"
-$SUDO apt-get update -qq
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-    build-essential cmake pkg-config librdkafka-dev libwebsockets-dev libwebsockets-evlib-uv \
-    libuv1-dev libhiredis-dev libjansson-dev libcurl4-openssl-dev libssl-dev libcmocka-dev \
-    redis-server kcat curl >/dev/null
+bash deploy/install-deps.sh
 
 echo "==> Building"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTOCSIN_TESTS=OFF >/dev/null

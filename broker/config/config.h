@@ -17,21 +17,21 @@
 
 struct tc_config {
     /* http */
-    char *http_listen;       /* "host:port" */
-    char *http_host;         /* derived from http_listen */
-    int http_port;           /* derived from http_listen */
-    int64_t http_max_body;   /* bytes; larger request bodies get 413 */
+    char *http_listen;     /* "host:port" */
+    char *http_host;       /* derived from http_listen */
+    int http_port;         /* derived from http_listen */
+    int64_t http_max_body; /* bytes; larger request bodies get 413 */
     /* kafka */
-    char *kafka_brokers;     /* empty: run the embedded mock cluster */
+    char *kafka_brokers; /* empty: run the embedded mock cluster */
     char *kafka_topic;
     char *kafka_dlq_topic;
     char *kafka_group;
     int64_t kafka_partitions; /* partitions of the embedded cluster's topic */
     /* redis */
     char *redis_url;
-    char *redis_host;        /* derived */
-    int redis_port;          /* derived */
-    int redis_db;            /* derived */
+    char *redis_host; /* derived */
+    int redis_port;   /* derived */
+    int redis_db;     /* derived */
     char *redis_prefix;
     uint64_t redis_timeout_ms;
     /* admin and public */
@@ -51,7 +51,7 @@ struct tc_config {
     bool webhook_allow_private;
     char *webhook_retry_schedule;
     uint64_t webhook_retry_ms[TC_RETRY_SCHEDULE_MAX]; /* derived */
-    int webhook_retry_count;                           /* derived */
+    int webhook_retry_count;                          /* derived */
     uint64_t webhook_timeout_ms;
     /* email */
     char *smtp_url;
@@ -85,13 +85,13 @@ enum tc_config_type {
 };
 
 struct tc_config_key {
-    const char *key;         /* "http.listen" */
-    const char *env;         /* "TOCSIN_HTTP_LISTEN" */
+    const char *key; /* "http.listen" */
+    const char *env; /* "TOCSIN_HTTP_LISTEN" */
     enum tc_config_type type;
-    size_t offset;           /* into struct tc_config */
-    const char *def;         /* default, as text */
-    int64_t min, max;        /* ints: bounds; strings: length bounds */
-    bool secret;             /* never printed */
+    size_t offset;    /* into struct tc_config */
+    const char *def;  /* default, as text */
+    int64_t min, max; /* ints: bounds; strings: length bounds */
+    bool secret;      /* never printed */
     /* Optional check of the loaded value; may fill derived fields. */
     int (*check)(struct tc_config *cfg, struct tc_error *err);
     const char *help;

@@ -63,6 +63,11 @@ unsigned char *tc_http__body_from(const char *text, size_t len);
  * or TC_ETOOBIG. */
 int tc_http__query(struct lws *wsi, char *qs, size_t len);
 
+/* Reads the raw query string into qs and the filter in it. On failure the
+ * error answer (414, 400) is already queued. @returns 0 or TC_EINVAL. */
+int tc_http__request_filter(struct tc_http__conn *c, char *qs, size_t len,
+                            struct tc_filter *filter);
+
 /* routes.c */
 int tc_http__route(struct tc_http__conn *c, const char *path);
 void tc_http__pending_detach(struct tc_http__conn *c);

@@ -65,8 +65,8 @@ route_readyz(struct tc_http__conn *c)
     char text[160];
     int n = snprintf(text, sizeof(text),
                      "{\"status\":\"%s\",\"redis\":%s,\"kafka\":%s,\"history_loaded\":%s}",
-                     ok ? "ready" : "not_ready", redis ? "true" : "false",
-                     kafka ? "true" : "false", loaded ? "true" : "false");
+                     ok ? "ready" : "not_ready", redis ? "true" : "false", kafka ? "true" : "false",
+                     loaded ? "true" : "false");
     respond_json(c, ok ? 200 : 503, text, (size_t)n);
 }
 
@@ -84,13 +84,7 @@ route_incidents(struct tc_http__conn *c)
 {
     char qs[2048];
     struct tc_filter filter;
-    struct tc_error err;
-    if (tc_http__query(c->wsi, qs, sizeof(qs)) != TC_OK) {
-        tc_http__respond_error(c, 414, "uri_too_long", "query string too long");
-        return;
-    }
-    if (tc_filter_from_query(qs, &filter, &err) != TC_OK) {
-        tc_http__respond_error(c, 400, "bad_filter", err.text);
+    if (tc_http__request_filter(c, qs, sizeof(qs), &filter) != TC_OK) {
         return;
     }
     set_etag(c);
@@ -128,8 +122,9 @@ static void
 route_incident(struct tc_http__conn *c, const char *id)
 {
     size_t n = strlen(id);
-    if (n == 0 || n > 128 || strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                        "0123456789._:-") != n) {
+    if (n == 0 || n > 128 ||
+        strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                   "0123456789._:-") != n) {
         tc_http__respond_error(c, 404, "not_found", "not a valid incident id");
         return;
     }

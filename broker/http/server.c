@@ -15,8 +15,8 @@
 bool
 tc_server_origin_allowed(const struct tc_config *cfg, const char *origin)
 {
-    if (cfg->ws_allowed_origins == NULL || cfg->ws_allowed_origins[0] == NULL ||
-        origin == NULL || origin[0] == '\0') {
+    if (cfg->ws_allowed_origins == NULL || cfg->ws_allowed_origins[0] == NULL || origin == NULL ||
+        origin[0] == '\0') {
         return true;
     }
     for (char **o = cfg->ws_allowed_origins; *o; o++) {
@@ -60,9 +60,24 @@ tc_http__query(struct lws *wsi, char *qs, size_t len)
     return TC_OK;
 }
 
+int
+tc_http__request_filter(struct tc_http__conn *c, char *qs, size_t len, struct tc_filter *filter)
+{
+    struct tc_error err;
+    if (tc_http__query(c->wsi, qs, len) != TC_OK) {
+        tc_http__respond_error(c, 414, "uri_too_long", "query string too long");
+        return TC_EINVAL;
+    }
+    if (tc_filter_from_query(qs, filter, &err) != TC_OK) {
+        tc_http__respond_error(c, 400, "bad_filter", err.text);
+        return TC_EINVAL;
+    }
+    return TC_OK;
+}
+
 void
-tc_http__respond(struct tc_http__conn *c, int status, const char *content_type,
-                 unsigned char *body, size_t len)
+tc_http__respond(struct tc_http__conn *c, int status, const char *content_type, unsigned char *body,
+                 size_t len)
 {
     free(c->body);
     c->kind = CONN_RESPONSE;
@@ -101,17 +116,16 @@ write_response(struct tc_http__conn *c)
                                     (const unsigned char *)"no-cache", 8, &p, end)) {
         return -1;
     }
-    if (c->etag[0] && lws_add_http_header_by_name(c->wsi, (const unsigned char *)"etag:",
-                                                  (const unsigned char *)c->etag,
-                                                  (int)strlen(c->etag), &p, end)) {
+    if (c->etag[0] && lws_add_http_header_by_name(
+                          c->wsi, (const unsigned char *)"etag:", (const unsigned char *)c->etag,
+                          (int)strlen(c->etag), &p, end)) {
         return -1;
     }
     if (lws_finalize_write_http_header(c->wsi, start, &p, end)) {
         return -1;
     }
-    if (c->body_len > 0 &&
-        lws_write(c->wsi, c->body + LWS_PRE, c->body_len, LWS_WRITE_HTTP_FINAL) <
-            (int)c->body_len) {
+    if (c->body_len > 0 && lws_write(c->wsi, c->body + LWS_PRE, c->body_len, LWS_WRITE_HTTP_FINAL) <
+                               (int)c->body_len) {
         return -1;
     }
     free(c->body);
@@ -255,7 +269,9 @@ tc_server_new(uv_loop_t *loop, const struct tc_config *cfg, const struct lws_pro
     srv->retry.secs_since_valid_ping = 0;
     srv->retry.secs_since_valid_hangup = 0;
 
-    lws_set_log_level(tc_log_min_level <= TC_LOG_DEBUG ? LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO : LLL_ERR | LLL_WARN, lws_log);
+    lws_set_log_level(tc_log_min_level <= TC_LOG_DEBUG ? LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO
+                                                       : LLL_ERR | LLL_WARN,
+                      lws_log);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
     void *foreign_loops[1] = {loop};

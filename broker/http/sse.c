@@ -70,7 +70,6 @@ tc_http__sse_start(struct tc_http__conn *c)
     struct tc_server *srv = c->srv;
     char origin[256] = "", qs[2048], epoch[TC_EPOCH_MAX] = "";
     struct tc_filter filter;
-    struct tc_error err;
     lws_hdr_copy(c->wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN);
     if (!tc_server_origin_allowed(srv->cfg, origin)) {
         tc_metrics_inc(TC_M_ORIGIN_REFUSED);
@@ -81,12 +80,7 @@ tc_http__sse_start(struct tc_http__conn *c)
         tc_http__respond_error(c, 503, "shutting_down", "try another node");
         return;
     }
-    if (tc_http__query(c->wsi, qs, sizeof(qs)) != TC_OK) {
-        tc_http__respond_error(c, 414, "uri_too_long", "query string too long");
-        return;
-    }
-    if (tc_filter_from_query(qs, &filter, &err) != TC_OK) {
-        tc_http__respond_error(c, 400, "bad_filter", err.text);
+    if (tc_http__request_filter(c, qs, sizeof(qs), &filter) != TC_OK) {
         return;
     }
     uint64_t since = 0;

@@ -272,8 +272,7 @@ send_snapshot(struct tc_hub *hub, struct tc_hub_sub *sub, bool reset)
             lens[n++] = hub->active[i].state_len;
         }
     }
-    struct tc_frame *f =
-        tc_frame_snapshot(sub->id, hub->epoch, hub->seq, reset, states, lens, n);
+    struct tc_frame *f = tc_frame_snapshot(sub->id, hub->epoch, hub->seq, reset, states, lens, n);
     if (sub->sink->enc == TC_HUB_ENC_SSE) {
         struct tc_frame *sse = tc_frame_sse("snapshot", hub->epoch, hub->seq, f);
         tc_frame_unref(f);

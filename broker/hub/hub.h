@@ -46,8 +46,9 @@ struct tc_hub *tc_hub_new(const struct tc_config *cfg);
 void tc_hub_free(struct tc_hub *hub);
 
 /* Store follower callbacks (see struct tc_store_follow_cbs). */
-void tc_hub_load(void *hub, const char *epoch, uint64_t seq, const struct tc_active_incident *active,
-                 size_t nactive, const struct tc_history_entry *history, size_t nhistory);
+void tc_hub_load(void *hub, const char *epoch, uint64_t seq,
+                 const struct tc_active_incident *active, size_t nactive,
+                 const struct tc_history_entry *history, size_t nhistory);
 void tc_hub_entries(void *hub, const struct tc_history_entry *entries, size_t n);
 
 bool tc_hub_loaded(const struct tc_hub *hub);

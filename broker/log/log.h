@@ -35,7 +35,7 @@ struct tc_kv {
 
 #define TC_S(k, val) ((struct tc_kv){.key = (k), .type = TC_KV_STR, .v.s = (val)})
 #define TC_I(k, val) ((struct tc_kv){.key = (k), .type = TC_KV_INT, .v.i = (long long)(val)})
-#define TC_U(k, val)                                                                               \
+#define TC_U(k, val) \
     ((struct tc_kv){.key = (k), .type = TC_KV_UINT, .v.u = (unsigned long long)(val)})
 #define TC_D(k, val) ((struct tc_kv){.key = (k), .type = TC_KV_DBL, .v.d = (double)(val)})
 #define TC_B(k, val) ((struct tc_kv){.key = (k), .type = TC_KV_BOOL, .v.b = (bool)(val)})
@@ -47,17 +47,17 @@ int tc_log_parse_level(const char *name, enum tc_log_level *out);
 void tc_log_set_level(enum tc_log_level level);
 
 /* Writes one line: ts=... level=... sub=<subsystem> msg="..." k=v ... */
-void tc_log_write(enum tc_log_level level, const char *sub, const char *msg,
-                  const struct tc_kv *kv, int nkv);
+void tc_log_write(enum tc_log_level level, const char *sub, const char *msg, const struct tc_kv *kv,
+                  int nkv);
 
 /* tc_log(TC_LOG_INFO, "ingest", "event accepted", TC_S("incident", id), TC_U("seq", s)); */
-#define tc_log(level, sub, msg, ...)                                                               \
-    do {                                                                                           \
-        if ((level) >= tc_log_min_level) {                                                         \
-            const struct tc_kv tc__kv[] = {TC_S(NULL, NULL), ##__VA_ARGS__};                       \
-            tc_log_write((level), (sub), (msg), tc__kv + 1,                                        \
-                         (int)(sizeof(tc__kv) / sizeof(tc__kv[0])) - 1);                           \
-        }                                                                                          \
+#define tc_log(level, sub, msg, ...)                                         \
+    do {                                                                     \
+        if ((level) >= tc_log_min_level) {                                   \
+            const struct tc_kv tc__kv[] = {TC_S(NULL, NULL), ##__VA_ARGS__}; \
+            tc_log_write((level), (sub), (msg), tc__kv + 1,                  \
+                         (int)(sizeof(tc__kv) / sizeof(tc__kv[0])) - 1);     \
+        }                                                                    \
     } while (0)
 
 #define tc_debug(sub, msg, ...) tc_log(TC_LOG_DEBUG, sub, msg, ##__VA_ARGS__)

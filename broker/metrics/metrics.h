@@ -26,9 +26,9 @@ enum tc_counter {
     TC_M_DELIVERIES_WS,
     TC_M_DELIVERIES_SSE,
     TC_M_WS_SESSIONS_OPENED,
-    TC_M_WS_CLOSED_SLOW,     /* 1013 */
-    TC_M_WS_CLOSED_TOOBIG,   /* 1009 */
-    TC_M_WS_CLOSED_POLICY,   /* 1008 */
+    TC_M_WS_CLOSED_SLOW,   /* 1013 */
+    TC_M_WS_CLOSED_TOOBIG, /* 1009 */
+    TC_M_WS_CLOSED_POLICY, /* 1008 */
     TC_M_WS_BAD_MESSAGES,
     TC_M_SSE_SESSIONS_OPENED,
     TC_M_RESUMES_EXACT,
@@ -52,9 +52,9 @@ enum tc_gauge {
 };
 
 enum tc_histogram {
-    TC_H_STORE_SECONDS,   /* Redis script round trip */
-    TC_H_INGEST_SECONDS,  /* Kafka timestamp → accepted in Redis */
-    TC_H_FANOUT_SECONDS,  /* tail received → queued to every local session */
+    TC_H_STORE_SECONDS,  /* Redis script round trip */
+    TC_H_INGEST_SECONDS, /* Kafka timestamp → accepted in Redis */
+    TC_H_FANOUT_SECONDS, /* tail received → queued to every local session */
     TC_H_HISTOGRAM_COUNT
 };
 

@@ -18,7 +18,7 @@
 struct tc_filter {
     char **components; /* owned; empty = any */
     size_t ncomponents;
-    char **regions;    /* owned; empty = any */
+    char **regions; /* owned; empty = any */
     size_t nregions;
     enum tc_impact min_impact; /* default none */
 };

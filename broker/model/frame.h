@@ -15,7 +15,7 @@
 
 struct tc_frame {
     unsigned refs;
-    size_t len; /* payload bytes */
+    size_t len;           /* payload bytes */
     unsigned char data[]; /* TC_FRAME_HEADROOM bytes, then the payload, then a NUL */
 };
 

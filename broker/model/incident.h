@@ -30,7 +30,7 @@ struct tc_event {
     const char *incident_id; /* borrowed from json */
     int64_t version;
     enum tc_impact impact;
-    bool ends;               /* status is "resolved" or "completed" */
+    bool ends; /* status is "resolved" or "completed" */
 };
 
 /* Parses and validates one event. On failure err->text starts with the field

@@ -17,13 +17,13 @@
 /* Return codes: 0 or a count on success, a negative TC_E* on failure. */
 enum {
     TC_OK = 0,
-    TC_EINVAL = -1,   /* input breaks a rule; detail in struct tc_error */
-    TC_ETOOBIG = -2,  /* input is over its bound */
-    TC_ENOENT = -3,   /* no such thing */
-    TC_EIO = -4,      /* a peer (Redis, Kafka, socket) failed */
+    TC_EINVAL = -1,  /* input breaks a rule; detail in struct tc_error */
+    TC_ETOOBIG = -2, /* input is over its bound */
+    TC_ENOENT = -3,  /* no such thing */
+    TC_EIO = -4,     /* a peer (Redis, Kafka, socket) failed */
     TC_ETIMEDOUT = -5,
-    TC_EAGAIN = -6,   /* try again later (a bound was reached) */
-    TC_ESTATE = -7,   /* not possible in the current state */
+    TC_EAGAIN = -6, /* try again later (a bound was reached) */
+    TC_ESTATE = -7, /* not possible in the current state */
 };
 
 /* Human detail for a failure, filled by the callee when the caller passes one. */

@@ -84,8 +84,7 @@ tc_ws_msg_parse(const char *buf, size_t len, struct tc_ws_msg *out, struct tc_er
         goto out;
     }
     struct tc_error ferr;
-    if (tc_filter_from_json(json_is_object(filter) ? filter : NULL, &out->filter, &ferr) !=
-        TC_OK) {
+    if (tc_filter_from_json(json_is_object(filter) ? filter : NULL, &out->filter, &ferr) != TC_OK) {
         tc_error_set(err, TC_EINVAL, "filter.%s", ferr.text);
         goto out;
     }

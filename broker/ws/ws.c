@@ -174,7 +174,8 @@ on_established(struct session *s)
             break;
         }
         if (n + (size_t)got + 2 > sizeof(qs)) {
-            send_error(s, "bad_request", "query string too long", LWS_CLOSE_STATUS_POLICY_VIOLATION);
+            send_error(s, "bad_request", "query string too long",
+                       LWS_CLOSE_STATUS_POLICY_VIOLATION);
             return;
         }
         n += (size_t)snprintf(qs + n, sizeof(qs) - n, "%s%s", n ? "&" : "", frag);
@@ -267,9 +268,8 @@ on_writeable(struct session *s)
     struct tc_frame *f = tc_frame_queue_pop(&s->q);
     if (f == NULL && s->close_code != 0) {
         const char *why = s->close_code == LWS_CLOSE_STATUS_GOINGAWAY ? "server shutting down"
-                          : s->close_code == CLOSE_TRY_AGAIN_LATER
-                              ? "too slow, resume with since"
-                              : "policy violation";
+                          : s->close_code == CLOSE_TRY_AGAIN_LATER ? "too slow, resume with since"
+                                                                   : "policy violation";
         /* lws 4.1 treats -1 from WRITEABLE (and any timeout) as a broken
          * socket and never sends the reason set by lws_close_reason, so the
          * close frame is written here: the peer reads it before the FIN. */

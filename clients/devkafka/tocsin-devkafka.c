@@ -26,6 +26,8 @@ usage(FILE *out)
                  "Runs an in-memory single-broker Kafka (librdkafka mock cluster) with the\n"
                  "topic (N partitions, default 4) and the dead-letter topic (1 partition).\n"
                  "Prints `bootstrap=127.0.0.1:PORT` on stdout; runs until SIGTERM/SIGINT.\n"
+                 "For development and tests only: data lives in memory, and each partition\n"
+                 "keeps only its last ~5 MB (the mock cluster drops older messages).\n"
                  "\n"
                  "  --partitions N   partitions of the topic, 1-256 (default 4)\n"
                  "  --topic T        topic name (default " DEFAULT_TOPIC ")\n"
