@@ -319,7 +319,7 @@ def main():
                     help="seconds between all sessions ready and the RSS reading + publish")
     ap.add_argument("--deliver-timeout", type=float, default=60,
                     help="seconds the updates have to reach every session")
-    ap.add_argument("--build-dir", default=os.environ.get("TOCSIN_BUILD_DIR", "/work/main/build"))
+    ap.add_argument("--build-dir", default=os.environ.get("TOCSIN_BUILD_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build")))
     ap.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, samples)")
     args = ap.parse_args()

@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 
-BUILD_DIR = os.path.abspath(os.environ.get("TOCSIN_BUILD_DIR", "/work/main/build"))
+BUILD_DIR = os.path.abspath(os.environ.get("TOCSIN_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build")))
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "LeakSanitizer", "runtime error:")
 # One random tag per pytest run, so ids never collide with an earlier run
 # against the same Redis or Kafka.

@@ -25,7 +25,7 @@ MAX_BYTES = 65536
 
 
 def build_dir():
-    d = os.environ.get("TOCSIN_BUILD_DIR", "/work/main/build")
+    d = os.environ.get("TOCSIN_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
     return d if os.path.isabs(d) else os.path.join(REPO, d)
 
 
