@@ -26,6 +26,13 @@ struct tc_http__conn {
     char etag[TC_EPOCH_MAX + 32];
     bool close_after;
     struct tc_http__pending *pending; /* an answer from Redis to wait for */
+    /* An admin request: method, path and its body, read up to
+     * http.max_body (a larger Content-Length is answered 413 at once). */
+    int method; /* enum tc_http__method */
+    char path[256];
+    char *req_body;
+    size_t req_len, req_expect;
+    bool reading_body;
     /* SSE */
     bool sse_headers_sent;
     bool sse_closing;
@@ -67,6 +74,24 @@ int tc_http__query(struct lws *wsi, char *qs, size_t len);
  * error answer (414, 400) is already queued. @returns 0 or TC_EINVAL. */
 int tc_http__request_filter(struct tc_http__conn *c, char *qs, size_t len,
                             struct tc_filter *filter);
+
+/* admin.c: bearer-token routes (the admin API). */
+enum tc_http__method {
+    TC_HTTP_GET,
+    TC_HTTP_POST,
+    TC_HTTP_PUT,
+    TC_HTTP_PATCH,
+    TC_HTTP_DELETE,
+};
+bool tc_http__is_admin_route(int method, const char *path);
+/* Checks the token and the body's size; queues the error answer or starts
+ * reading the body. @returns 0. */
+int tc_http__admin_begin(struct tc_http__conn *c);
+/* A piece of the body. @returns 0, or -1 to drop a connection that sends
+ * more than it announced. */
+int tc_http__admin_body(struct tc_http__conn *c, const void *in, size_t len);
+void tc_http__admin_complete(struct tc_http__conn *c);
+void tc_http__admin_fini(struct tc_http__conn *c);
 
 /* routes.c */
 int tc_http__route(struct tc_http__conn *c, const char *path);

@@ -138,27 +138,49 @@ write_response(struct tc_http__conn *c)
     return lws_http_transaction_completed(c->wsi) ? -1 : 0;
 }
 
+/* The method and path of the request; lws keeps the path under the token of
+ * its method. @returns 0, or TC_ETOOBIG for a path over 255 bytes. */
+static int
+request_line(struct lws *wsi, int *method, char *path, size_t len)
+{
+    static const struct {
+        enum lws_token_indexes token;
+        enum tc_http__method method;
+    } methods[] = {
+        {WSI_TOKEN_GET_URI, TC_HTTP_GET},       {WSI_TOKEN_POST_URI, TC_HTTP_POST},
+        {WSI_TOKEN_PUT_URI, TC_HTTP_PUT},       {WSI_TOKEN_PATCH_URI, TC_HTTP_PATCH},
+        {WSI_TOKEN_DELETE_URI, TC_HTTP_DELETE},
+    };
+    for (size_t i = 0; i < TC_ARRAY_SIZE(methods); i++) {
+        if (lws_hdr_total_length(wsi, methods[i].token) > 0) {
+            *method = methods[i].method;
+            return lws_hdr_copy(wsi, path, (int)len, methods[i].token) > 0 ? TC_OK : TC_ETOOBIG;
+        }
+    }
+    *method = TC_HTTP_GET;
+    return TC_ETOOBIG;
+}
+
 static int
 on_http(struct tc_http__conn *c, struct lws *wsi)
 {
     c->wsi = wsi;
     c->etag[0] = '\0';
-    char path[256];
-    int n = lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI);
-    if (n <= 0) {
+    if (request_line(wsi, &c->method, c->path, sizeof(c->path)) != TC_OK) {
         c->close_after = true;
-        bool too_long = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
-        if (!too_long && (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0 ||
-                          lws_hdr_total_length(wsi, WSI_TOKEN_PUT_URI) > 0 ||
-                          lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI) > 0 ||
-                          lws_hdr_total_length(wsi, WSI_TOKEN_PATCH_URI) > 0)) {
-            tc_http__respond_error(c, 405, "method_not_allowed", "this route takes GET only");
-        } else {
-            tc_http__respond_error(c, 414, "uri_too_long", "the path is too long");
-        }
+        tc_http__respond_error(c, 414, "uri_too_long", "the path is too long");
         return 0;
     }
-    return tc_http__route(c, path);
+    if (tc_http__is_admin_route(c->method, c->path)) {
+        return tc_http__admin_begin(c);
+    }
+    if (c->method != TC_HTTP_GET) {
+        /* A body may follow that nobody reads: close after the answer. */
+        c->close_after = true;
+        tc_http__respond_error(c, 405, "method_not_allowed", "this route takes GET only");
+        return 0;
+    }
+    return tc_http__route(c, c->path);
 }
 
 static int
@@ -190,8 +212,6 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
 {
     struct tc_http__conn *c = user;
     struct tc_server *srv = (struct tc_server *)lws_get_protocol(wsi)->user;
-    TC_UNUSED(in);
-    TC_UNUSED(len);
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return on_confirm_upgrade(wsi, srv);
@@ -199,7 +219,12 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
         c->srv = srv;
         return on_http(c, wsi);
     case LWS_CALLBACK_HTTP_BODY:
-        /* No route here takes a body; the answer was already chosen. */
+        /* Only admin routes read bodies; for others the answer is chosen. */
+        return c->reading_body ? tc_http__admin_body(c, in, len) : 0;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (c->reading_body) {
+            tc_http__admin_complete(c);
+        }
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         if (c->kind == CONN_SSE) {
@@ -213,6 +238,7 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         if (c != NULL) {
             tc_http__pending_detach(c);
+            tc_http__admin_fini(c);
             if (c->kind == CONN_SSE) {
                 tc_http__sse_closed(c);
             }

@@ -300,7 +300,17 @@ def event(incident_id, version, status="investigating", impact="minor", componen
 def http_get(url, headers=None, timeout=5):
     """GET → (status, headers dict with lower-case names, body bytes); HTTP
     errors are returned, not raised."""
-    req = urllib.request.Request(url, headers=headers or {})
+    return http_request("GET", url, headers=headers, timeout=timeout)
+
+
+def http_request(method, url, body=None, headers=None, timeout=5):
+    """Any method; body is bytes, str or a dict (sent as JSON). Returns
+    (status, headers dict with lower-case names, body bytes)."""
+    if isinstance(body, dict):
+        body = json.dumps(body)
+    if isinstance(body, str):
+        body = body.encode()
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
@@ -453,6 +463,9 @@ class Tocsind:
 
     def get(self, path, headers=None, timeout=5):
         return http_get(self.url + path, headers=headers, timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None, timeout=5):
+        return http_request(method, self.url + path, body=body, headers=headers, timeout=timeout)
 
     def get_json(self, path, headers=None):
         status, hdrs, body = self.get(path, headers)

@@ -1,0 +1,147 @@
+/* tocsin — SPDX-License-Identifier: MIT
+ *
+ * The admin API's front door: which routes need the bearer token, the
+ * constant-time token check, and request bodies read up to http.max_body.
+ * The routes themselves are in the table at the bottom; each gets the whole
+ * body as parsed JSON. @loop main.
+ */
+#include "http/http_internal.h"
+#include "log/log.h"
+#include "metrics/metrics.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static bool
+has_prefix(const char *path, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return strncmp(path, prefix, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+bool
+tc_http__is_admin_route(int method, const char *path)
+{
+    return has_prefix(path, "/v1/webhooks") || has_prefix(path, "/v1/email-subscribers") ||
+           (method != TC_HTTP_GET && has_prefix(path, "/v1/incidents"));
+}
+
+/* "Bearer <token>" with the configured token, compared in constant time. */
+static bool
+authorized(struct tc_http__conn *c)
+{
+    char auth[1100];
+    if (lws_hdr_copy(c->wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION) <= 0 ||
+        strncasecmp(auth, "Bearer ", 7) != 0) {
+        return false;
+    }
+    return tc_str_equal_ct(auth + 7, c->srv->cfg->admin_token);
+}
+
+static void dispatch(struct tc_http__conn *c, json_t *body);
+
+int
+tc_http__admin_begin(struct tc_http__conn *c)
+{
+    const struct tc_config *cfg = c->srv->cfg;
+    /* Whatever the answer, a body we did not read may follow: unless we read
+     * it all, the connection closes after the answer. */
+    c->close_after = true;
+    if (cfg->admin_token[0] == '\0') {
+        tc_http__respond_error(c, 404, "admin_disabled",
+                               "the admin API is disabled: set admin.token");
+        return 0;
+    }
+    if (!authorized(c)) {
+        tc_warn("http", "admin request without a valid token", TC_S("path", c->path));
+        tc_http__respond_error(c, 401, "unauthorized", "send Authorization: Bearer <admin token>");
+        return 0;
+    }
+    if (c->method == TC_HTTP_GET || c->method == TC_HTTP_DELETE) {
+        c->close_after = false;
+        dispatch(c, NULL);
+        return 0;
+    }
+    char cl[32];
+    if (lws_hdr_copy(c->wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0) {
+        tc_http__respond_error(c, 411, "length_required", "send Content-Length");
+        return 0;
+    }
+    char *end = NULL;
+    unsigned long long n = strtoull(cl, &end, 10);
+    if (end == cl || *end != '\0' || cl[0] == '-') {
+        tc_http__respond_error(c, 400, "bad_request", "Content-Length is not a number");
+        return 0;
+    }
+    if (n > (unsigned long long)cfg->http_max_body) {
+        /* The bound: answered before a byte of the body is read. */
+        tc_http__respond_error(c, 413, "body_too_large", "the body is over http.max_body");
+        return 0;
+    }
+    if (n == 0) {
+        c->close_after = false;
+        tc_http__admin_complete(c);
+        return 0;
+    }
+    c->req_expect = (size_t)n;
+    c->req_len = 0;
+    c->req_body = tc_xmalloc(c->req_expect);
+    c->reading_body = true;
+    return 0;
+}
+
+int
+tc_http__admin_body(struct tc_http__conn *c, const void *in, size_t len)
+{
+    if (len > c->req_expect - c->req_len) {
+        tc_warn("http", "request body longer than its Content-Length", TC_S("path", c->path));
+        return -1;
+    }
+    memcpy(c->req_body + c->req_len, in, len);
+    c->req_len += len;
+    return 0;
+}
+
+void
+tc_http__admin_complete(struct tc_http__conn *c)
+{
+    json_error_t jerr;
+    json_t *body = NULL;
+    c->reading_body = false;
+    if (c->req_len != c->req_expect) {
+        tc_http__respond_error(c, 400, "bad_request", "the body is shorter than Content-Length");
+        goto out;
+    }
+    c->close_after = false;
+    body = json_loadb(c->req_body ? c->req_body : "", c->req_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (body == NULL || !json_is_object(body)) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "the body must be a JSON object%s%s", body ? "" : ": ",
+                 body ? "" : jerr.text);
+        tc_http__respond_error(c, 400, "bad_json", msg);
+        goto out;
+    }
+    dispatch(c, body);
+out:
+    json_decref(body);
+    tc_http__admin_fini(c);
+}
+
+void
+tc_http__admin_fini(struct tc_http__conn *c)
+{
+    free(c->req_body);
+    c->req_body = NULL;
+    c->req_len = c->req_expect = 0;
+    c->reading_body = false;
+}
+
+/* The admin routes. @borrows body (NULL for GET and DELETE). The webhook and
+ * email gateways and the publishing API add their rows here. */
+static void
+dispatch(struct tc_http__conn *c, json_t *body)
+{
+    TC_UNUSED(body);
+    tc_http__respond_error(c, 404, "not_found", "no such admin route");
+}
