@@ -62,21 +62,22 @@
     "end\n"
 /* clang-format on */
 
-/* KEYS: 1 epoch, 2 seq, 3 dedup:<event_id>, 4 inc:<id>, 5 inc:<id>:log, 6 active, 7 history.
+/* KEYS: 1 epoch, 2 seq, 3 dedup:<event_id>, 4 inc:<id>, 5 inc:<id>:log, 6 active, 7 history,
+ * 8 wh:endpoints, 9 wh:due.
  * ARGV: 1 event_id, 2 incident_id, 3 version, 4 ends (0/1), 5 state JSON (no started_at),
  * 6 occurred_at, 7 components JSON, 8 regions JSON, 9 impact name, 10 impact rank,
- * 11 dedup ttl (s), 12 history max length, 13 epoch candidate.
+ * 11 dedup ttl (s), 12 history max length, 13 epoch candidate, 14 the key prefix (the
+ * webhook job keys depend on which endpoints match), 15 now (wall clock ms).
  * Every check comes before the first write of the incident, so a script that
  * returns early (or fails on bad input) leaves nothing half-done; only a
  * missing epoch is created first. */
 /* clang-format off */
 static const char apply_lua[] =
     LUA_PRELUDE
-    /* ---- enqueue_jobs: the hook of the webhook and email gateways. ----
-     * They will add their delivery jobs here, atomically with the update they
-     * deliver. For now it does nothing: no gateway exists yet. */
-    "local function enqueue_jobs(seq, incident_id, state, match)\n"
-    "end\n"
+    /* ---- enqueue_jobs: the hook of the delivery gateways. ----
+     * They add their jobs here, atomically with the update they deliver:
+     * the webhook jobs (store_internal.h); email will join. */
+    TC_STORE__WH_ENQUEUE_LUA
     /* ---- end of enqueue_jobs ---- */
     "if string.sub(ARGV[5], 1, 1) ~= '{' or string.sub(ARGV[5], -1) ~= '}' then\n"
     "  return redis.error_reply('state is not a JSON object')\n"
@@ -161,10 +162,17 @@ const char *const tc_store__script_text[TC_STORE__NSCRIPTS] = {
     [TC_STORE__APPLY] = apply_lua,
     [TC_STORE__LOAD] = load_lua,
     [TC_STORE__GET] = get_lua,
+    [TC_STORE__WH_CLAIM] = tc_store__wh_claim_lua,
+    [TC_STORE__WH_COMPLETE] = tc_store__wh_complete_lua,
+    [TC_STORE__WH_GET] = tc_store__wh_get_lua,
+    [TC_STORE__WH_DELETE] = tc_store__wh_delete_lua,
+    [TC_STORE__WH_REPLAY] = tc_store__wh_replay_lua,
+    [TC_STORE__WH_ROTATE] = tc_store__wh_rotate_lua,
+    [TC_STORE__WH_DISABLE] = tc_store__wh_disable_lua,
 };
 
-#define APPLY_NKEYS 7
-#define APPLY_NARGS 13
+#define APPLY_NKEYS 9
+#define APPLY_NARGS 15
 #define APPLY_ARGC  (1 + APPLY_NKEYS + APPLY_NARGS)
 
 struct tc_store__argbuf {
@@ -227,7 +235,7 @@ tc_store__apply_argv(const struct tc_store *s, const struct tc_event *ev,
 
     tc_store__epoch_candidate(hex);
 
-    put(b, i++, NULL, "7");
+    put(b, i++, NULL, "9");
     put(b, i++, tc_xasprintf("%sepoch", p), NULL);
     put(b, i++, tc_xasprintf("%sseq", p), NULL);
     put(b, i++, tc_xasprintf("%sdedup:%s", p, ev->event_id), NULL);
@@ -235,6 +243,8 @@ tc_store__apply_argv(const struct tc_store *s, const struct tc_event *ev,
     put(b, i++, tc_xasprintf("%sinc:%s:log", p, ev->incident_id), NULL);
     put(b, i++, tc_xasprintf("%sactive", p), NULL);
     put(b, i++, tc_xasprintf("%shistory", p), NULL);
+    put(b, i++, tc_xasprintf("%swh:endpoints", p), NULL);
+    put(b, i++, tc_xasprintf("%swh:due", p), NULL);
     put(b, i++, NULL, ev->event_id);
     put(b, i++, NULL, ev->incident_id);
     put(b, i++, tc_xasprintf("%" PRId64, ev->version), NULL);
@@ -248,6 +258,8 @@ tc_store__apply_argv(const struct tc_store *s, const struct tc_event *ev,
     put(b, i++, tc_xasprintf("%" PRIu64, cfg->dedup_ttl_ms / 1000), NULL);
     put(b, i++, tc_xasprintf("%" PRId64, cfg->history_max_updates), NULL);
     put(b, i++, tc_xstrdup(hex), NULL);
+    put(b, i++, NULL, p);
+    put(b, i++, tc_xasprintf("%" PRIu64, tc_wall_us() / 1000), NULL);
 
     *out = b;
     *argv = b->argv;

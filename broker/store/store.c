@@ -470,7 +470,9 @@ tc_store_new(uv_loop_t *loop, const struct tc_config *cfg, tc_store_ready_cb rea
     s->cfg = cfg;
     s->ready_cb = ready_cb;
     s->ready_arg = arg;
-    conn_init(s, &s->cmd, "command", (1u << TC_STORE__APPLY) | (1u << TC_STORE__GET), cmd_up);
+    /* The command connection loads every script but the follower's. */
+    conn_init(s, &s->cmd, "command", ((1u << TC_STORE__NSCRIPTS) - 1) & ~(1u << TC_STORE__LOAD),
+              cmd_up);
     conn_init(s, &s->follow, "follow", 1u << TC_STORE__LOAD, tc_store__follow_up);
     return s;
 }
@@ -575,6 +577,12 @@ cmd_admit(const struct tc_store *s)
         return TC_EAGAIN;
     }
     return 0;
+}
+
+int
+tc_store__cmd_admit(const struct tc_store *s)
+{
+    return cmd_admit(s);
 }
 
 static void

@@ -10,6 +10,7 @@
 #define TC_STORE_INTERNAL_H
 
 #include "store/store.h"
+#include "store/webhooks.h"
 
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
@@ -32,11 +33,74 @@ enum tc_store__script {
     TC_STORE__APPLY, /* the per-event script */
     TC_STORE__LOAD,  /* the follower's full picture */
     TC_STORE__GET,   /* one incident and its updates */
+    /* webhooks.c: the webhook queue and endpoint registry */
+    TC_STORE__WH_CLAIM,
+    TC_STORE__WH_COMPLETE,
+    TC_STORE__WH_GET,
+    TC_STORE__WH_DELETE,
+    TC_STORE__WH_REPLAY,
+    TC_STORE__WH_ROTATE,
+    TC_STORE__WH_DISABLE,
     TC_STORE__NSCRIPTS,
 };
 
 /* The Lua texts (script.c). */
 extern const char *const tc_store__script_text[TC_STORE__NSCRIPTS];
+/* The webhook scripts' texts (webhooks.c), listed in tc_store__script_text. */
+extern const char tc_store__wh_claim_lua[], tc_store__wh_complete_lua[], tc_store__wh_get_lua[],
+    tc_store__wh_delete_lua[], tc_store__wh_replay_lua[], tc_store__wh_rotate_lua[],
+    tc_store__wh_disable_lua[];
+
+/* The webhook filter matcher in Lua: wh_match(filter, view) on decoded JSON,
+ * the same verdict as tc_filter_match (tested against it on a table). A
+ * macro, so that the per-event script can include it at compile time. */
+/* clang-format off */
+#define TC_STORE__WH_MATCH_LUA \
+    "local wh_rank = {none = 0, minor = 1, major = 2, critical = 3}\n" \
+    "local function wh_list(t) if type(t) == 'table' then return t end return {} end\n" \
+    "local function wh_common(a, b)\n" \
+    "  for _, x in ipairs(a) do for _, y in ipairs(b) do if x == y then return true end end end\n" \
+    "  return false\n" \
+    "end\n" \
+    "local function wh_match(f, v)\n" \
+    "  if type(f) ~= 'table' then return true end\n" \
+    "  local fc, fr = wh_list(f.components), wh_list(f.regions)\n" \
+    "  local vc, vr = wh_list(v.components), wh_list(v.regions)\n" \
+    "  if (wh_rank[v.impact] or 0) < (wh_rank[f.min_impact] or 0) then return false end\n" \
+    "  if #fc > 0 and not wh_common(fc, vc) then return false end\n" \
+    "  if #fr > 0 and v.global ~= true and #vr > 0 and not wh_common(fr, vr) then\n" \
+    "    return false\n" \
+    "  end\n" \
+    "  return true\n" \
+    "end\n"
+
+/* enqueue_jobs of the per-event script: KEYS[8] P wh:endpoints, KEYS[9]
+ * P wh:due, ARGV[14] P, ARGV[15] now (wall clock ms). One job per matching,
+ * enabled endpoint, at the tail of its (endpoint, incident) FIFO; a FIFO that
+ * was empty makes its member due now. P wh:qs:<ep> lists the endpoint's FIFO
+ * keys, so that delete needs no SCAN. */
+#define TC_STORE__WH_ENQUEUE_LUA \
+    TC_STORE__WH_MATCH_LUA \
+    "local function enqueue_jobs(seq, incident_id, state, match)\n" \
+    "  local eps = redis.call('HGETALL', KEYS[8])\n" \
+    "  if #eps == 0 then return end\n" \
+    "  local view, P, now = cjson.decode(match), ARGV[14], ARGV[15]\n" \
+    "  local body = '{\"type\":\"incident.updated\",\"seq\":' .. seq .. ',\"incident\":' .. state .. '}'\n" \
+    "  for i = 1, #eps, 2 do\n" \
+    "    local id, ep = eps[i], cjson.decode(eps[i + 1])\n" \
+    "    if ep.disabled ~= true and wh_match(ep.filter, view) then\n" \
+    "      local job = seq .. '-' .. id\n" \
+    "      local q = P .. 'wh:q:' .. id .. ':' .. incident_id\n" \
+    "      redis.call('HSET', P .. 'wh:job:' .. job, 'endpoint', id, 'seq', seq, 'incident',\n" \
+    "        incident_id, 'body', body, 'attempts', '0', 'created_at', now, 'status', 'pending')\n" \
+    "      if redis.call('RPUSH', q, job) == 1 then\n" \
+    "        redis.call('ZADD', KEYS[9], now, id .. '|' .. incident_id)\n" \
+    "      end\n" \
+    "      redis.call('SADD', P .. 'wh:qs:' .. id, q)\n" \
+    "    end\n" \
+    "  end\n" \
+    "end\n"
+/* clang-format on */
 
 struct tc_store__req;
 struct tc_store__conn;
@@ -63,6 +127,9 @@ struct tc_store__req {
     union {
         tc_store_apply_cb apply;
         tc_store_incident_cb incident;
+        tc_store_wh_claim_cb wh_claim;
+        tc_store_wh_json_cb wh_json;
+        tc_store_wh_count_cb wh_count;
     } cb;
     void *arg;
 };
@@ -120,6 +187,10 @@ struct tc_store__req *tc_store__req_new(struct tc_store__conn *c, int script,
                                         tc_store__done_fn done_fn);
 void tc_store__submit(struct tc_store__req *req, int argc, const char **argv, const size_t *argvlen,
                       uint64_t timeout_ms);
+
+/* Checks that a command may go out on the command connection now.
+ * @returns 0, TC_EIO (not ready) or TC_EAGAIN (TC_STORE__MAX_INFLIGHT). */
+int tc_store__cmd_admit(const struct tc_store *s);
 
 /* Drops c's live context (a failure the caller detected in a reply): every
  * pending request fails, and the connection is retried with backoff. */

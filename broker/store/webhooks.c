@@ -1,0 +1,641 @@
+/* tocsin — SPDX-License-Identifier: MIT
+ *
+ * The webhook queue and endpoint registry in Redis (DESIGN §5, §8.3): the Lua
+ * that claims and completes jobs and administers endpoints, and the C entry
+ * points that send it on the store's command connection (its requests,
+ * timeouts and NOSCRIPT path). The jobs themselves are enqueued by the
+ * per-event script (TC_STORE__WH_ENQUEUE_LUA in store_internal.h).
+ *
+ * Keys (P = redis.prefix): P wh:endpoints (hash id -> endpoint JSON),
+ * P wh:job:<seq>-<ep> (hash), P wh:q:<ep>:<incident> (FIFO of job ids),
+ * P wh:qs:<ep> (set of its FIFO keys), P wh:due (zset "<ep>|<incident>" ->
+ * due ms; only FIFO heads), P wh:dead:<ep> (list), P wh:attempts:<ep> (list).
+ */
+#include "store/store_internal.h"
+
+#include "model/filter.h"
+#include "util/util.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Longest url and description accepted at create; longer is TC_EINVAL. */
+#define URL_MAX  2048
+#define DESC_MAX 1024
+/* TC_STORE_WH_OLD_SECRET_S as Lua text. */
+#define OLD_SECRET_LUA "86400"
+_Static_assert(TC_STORE_WH_OLD_SECRET_S == 86400, "OLD_SECRET_LUA is out of date");
+
+/* Endpoint JSON in Lua. cjson turns an empty array into {}: the filter's
+ * empty lists are encoded through a placeholder and put back as []. */
+/* clang-format off */
+#define EP_LUA \
+    "local function ep_encode(e)\n" \
+    "  local f = e.filter\n" \
+    "  if type(f) == 'table' then\n" \
+    "    for _, k in ipairs({'components', 'regions'}) do\n" \
+    "      if type(f[k]) ~= 'table' or #f[k] == 0 then f[k] = '\\1[]' end\n" \
+    "    end\n" \
+    "  end\n" \
+    "  return (string.gsub(cjson.encode(e), '\"\\\\u0001%[%]\"', '[]'))\n" \
+    "end\n" \
+    "-- drops the previous secret once its 24 h are over; true when changed\n" \
+    "local function ep_expire(e, now_s)\n" \
+    "  if type(e.old_secret_until) == 'number' and e.old_secret_until <= now_s then\n" \
+    "    e.secrets = {e.secrets[1]}\n" \
+    "    e.old_secret_until = cjson.null\n" \
+    "    return true\n" \
+    "  end\n" \
+    "  return false\n" \
+    "end\n"
+
+/* KEYS: 1 wh:due, 2 wh:endpoints. ARGV: 1 now ms, 2 lease ms, 3 max, 4 P,
+ * 5 now s. Returns 9 strings per job: member, job id, endpoint id,
+ * incident, seq, body, attempts, created_at, endpoint JSON. Jobs of a
+ * deleted endpoint are dropped (nothing could list or replay them), those of
+ * a disabled one go to its dead list. */
+const char tc_store__wh_claim_lua[] =
+    EP_LUA
+    "local now, P = tonumber(ARGV[1]), ARGV[4]\n"
+    "local out = {}\n"
+    "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])\n"
+    "for _, m in ipairs(due) do\n"
+    "  local sep = string.find(m, '|', 1, true) or #m\n"
+    "  local id, inc = string.sub(m, 1, sep - 1), string.sub(m, sep + 1)\n"
+    "  local q, qs = P .. 'wh:q:' .. id .. ':' .. inc, P .. 'wh:qs:' .. id\n"
+    "  local epj = redis.call('HGET', KEYS[2], id)\n"
+    "  local ep = epj and cjson.decode(epj)\n"
+    "  local head = redis.call('LINDEX', q, 0)\n"
+    "  if not head then\n"
+    "    redis.call('ZREM', KEYS[1], m)\n"
+    "    redis.call('SREM', qs, q)\n"
+    "  elseif not ep or ep.disabled == true then\n"
+    "    for _, job in ipairs(redis.call('LRANGE', q, 0, -1)) do\n"
+    "      if ep then\n"
+    "        redis.call('HSET', P .. 'wh:job:' .. job, 'status', 'dead')\n"
+    "        redis.call('RPUSH', P .. 'wh:dead:' .. id, job)\n"
+    "      else\n"
+    "        redis.call('DEL', P .. 'wh:job:' .. job)\n"
+    "      end\n"
+    "    end\n"
+    "    redis.call('DEL', q)\n"
+    "    redis.call('ZREM', KEYS[1], m)\n"
+    "    redis.call('SREM', qs, q)\n"
+    "  else\n"
+    "    local j = redis.call('HMGET', P .. 'wh:job:' .. head, 'seq', 'body', 'attempts',"
+    " 'created_at')\n"
+    "    if not j[2] then\n"
+    /* A head without its hash cannot be sent: skip it, the member stays due. */
+    "      redis.call('LPOP', q)\n"
+    "    else\n"
+    "      if ep_expire(ep, tonumber(ARGV[5])) then\n"
+    "        epj = ep_encode(ep)\n"
+    "        redis.call('HSET', KEYS[2], id, epj)\n"
+    "      end\n"
+    "      redis.call('ZADD', KEYS[1], string.format('%d', now + tonumber(ARGV[2])), m)\n"
+    "      for _, v in ipairs({m, head, id, inc, j[1], j[2], j[3] or '0', j[4] or '0', epj}) do\n"
+    "        out[#out + 1] = v\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+/* KEYS: 1 wh:due. ARGV: 1 job id, 2 delivered|retry|dead, 3 next due ms,
+ * 4 attempt JSON, 5 P, 6 now ms. Returns 1, or 0 when job id is not the head
+ * of its FIFO (a stale lease: nothing but the attempt record changes). A
+ * delivered job is deleted at once: duplicates are prevented by the FIFO
+ * head check, not by the hash, and nothing reads a delivered job again. */
+const char tc_store__wh_complete_lua[] =
+    "local P, job = ARGV[5], ARGV[1]\n"
+    "local jk = P .. 'wh:job:' .. job\n"
+    "local j = redis.call('HMGET', jk, 'endpoint', 'incident')\n"
+    "if not j[1] or not j[2] then return 0 end\n"
+    "local id, inc = j[1], j[2]\n"
+    "local ak = P .. 'wh:attempts:' .. id\n"
+    "redis.call('LPUSH', ak, ARGV[4])\n"
+    "redis.call('LTRIM', ak, 0, 49)\n"
+    "local q, m = P .. 'wh:q:' .. id .. ':' .. inc, id .. '|' .. inc\n"
+    "if redis.call('LINDEX', q, 0) ~= job then return 0 end\n"
+    "if ARGV[2] == 'retry' then\n"
+    "  local ok, a = pcall(cjson.decode, ARGV[4])\n"
+    "  if not ok or type(a) ~= 'table' then a = {} end\n"
+    "  local function str(v)\n"
+    "    if type(v) == 'string' or type(v) == 'number' then return tostring(v) end\n"
+    "    return ''\n"
+    "  end\n"
+    "  redis.call('HINCRBY', jk, 'attempts', 1)\n"
+    "  redis.call('HSET', jk, 'last_status', str(a.status), 'last_error', str(a.error))\n"
+    "  redis.call('ZADD', KEYS[1], ARGV[3], m)\n"
+    "  return 1\n"
+    "end\n"
+    "redis.call('LPOP', q)\n"
+    "if ARGV[2] == 'dead' then\n"
+    "  redis.call('HINCRBY', jk, 'attempts', 1)\n"
+    "  redis.call('HSET', jk, 'status', 'dead')\n"
+    "  redis.call('RPUSH', P .. 'wh:dead:' .. id, job)\n"
+    "else\n"
+    "  redis.call('DEL', jk)\n"
+    "end\n"
+    "if redis.call('LLEN', q) > 0 then\n"
+    "  redis.call('ZADD', KEYS[1], ARGV[6], m)\n"
+    "else\n"
+    "  redis.call('ZREM', KEYS[1], m)\n"
+    "  redis.call('SREM', P .. 'wh:qs:' .. id, q)\n"
+    "end\n"
+    "return 1\n";
+
+/* KEYS: 1 wh:endpoints. ARGV: 1 id, 2 P. Returns the JSON text or nil. */
+const char tc_store__wh_get_lua[] =
+    "local id, P = ARGV[1], ARGV[2]\n"
+    "local epj = redis.call('HGET', KEYS[1], id)\n"
+    "if not epj then return false end\n"
+    "local pending = 0\n"
+    "for _, q in ipairs(redis.call('SMEMBERS', P .. 'wh:qs:' .. id)) do\n"
+    "  pending = pending + redis.call('LLEN', q)\n"
+    "end\n"
+    "local att = redis.call('LRANGE', P .. 'wh:attempts:' .. id, 0, 49)\n"
+    "local dead = redis.call('LLEN', P .. 'wh:dead:' .. id)\n"
+    "return '{\"endpoint\":' .. epj .. ',\"attempts\":[' .. table.concat(att, ',') ..\n"
+    "  '],\"pending\":' .. string.format('%d', pending) .. ',\"dead\":' ..\n"
+    "  string.format('%d', dead) .. '}'\n";
+
+/* KEYS: 1 wh:endpoints, 2 wh:due. ARGV: 1 id, 2 P. Returns 1, or 0 when the
+ * endpoint does not exist. Its FIFOs are found through P wh:qs:<id>. */
+const char tc_store__wh_delete_lua[] =
+    "local id, P = ARGV[1], ARGV[2]\n"
+    "if redis.call('HDEL', KEYS[1], id) == 0 then return 0 end\n"
+    "local qs, qpre, dk = P .. 'wh:qs:' .. id, P .. 'wh:q:' .. id .. ':', P .. 'wh:dead:' .. id\n"
+    "for _, q in ipairs(redis.call('SMEMBERS', qs)) do\n"
+    "  for _, job in ipairs(redis.call('LRANGE', q, 0, -1)) do\n"
+    "    redis.call('DEL', P .. 'wh:job:' .. job)\n"
+    "  end\n"
+    "  redis.call('DEL', q)\n"
+    "  redis.call('ZREM', KEYS[2], id .. '|' .. string.sub(q, #qpre + 1))\n"
+    "end\n"
+    "for _, job in ipairs(redis.call('LRANGE', dk, 0, -1)) do\n"
+    "  redis.call('DEL', P .. 'wh:job:' .. job)\n"
+    "end\n"
+    "redis.call('DEL', qs, dk, P .. 'wh:attempts:' .. id)\n"
+    "return 1\n";
+
+/* KEYS: 1 wh:endpoints, 2 wh:due. ARGV: 1 id, 2 P, 3 now ms. Returns the
+ * number of jobs moved, or -1 when the endpoint does not exist. */
+const char tc_store__wh_replay_lua[] =
+    "local id, P = ARGV[1], ARGV[2]\n"
+    "if redis.call('HEXISTS', KEYS[1], id) == 0 then return -1 end\n"
+    "local dk, n = P .. 'wh:dead:' .. id, 0\n"
+    "for _, job in ipairs(redis.call('LRANGE', dk, 0, -1)) do\n"
+    "  local jk = P .. 'wh:job:' .. job\n"
+    "  local inc = redis.call('HGET', jk, 'incident')\n"
+    "  if inc then\n"
+    "    local q = P .. 'wh:q:' .. id .. ':' .. inc\n"
+    "    redis.call('HSET', jk, 'attempts', '0', 'status', 'pending')\n"
+    "    if redis.call('RPUSH', q, job) == 1 then\n"
+    "      redis.call('ZADD', KEYS[2], ARGV[3], id .. '|' .. inc)\n"
+    "    end\n"
+    "    redis.call('SADD', P .. 'wh:qs:' .. id, q)\n"
+    "    n = n + 1\n"
+    "  end\n"
+    "end\n"
+    "redis.call('DEL', dk)\n"
+    "return n\n";
+
+/* KEYS: 1 wh:endpoints. ARGV: 1 id, 2 new secret, 3 now s. Returns the new
+ * endpoint JSON or nil. Two secrets at most: the new and the previous. */
+const char tc_store__wh_rotate_lua[] =
+    EP_LUA
+    "local epj = redis.call('HGET', KEYS[1], ARGV[1])\n"
+    "if not epj then return false end\n"
+    "local ep, now = cjson.decode(epj), tonumber(ARGV[3])\n"
+    "ep_expire(ep, now)\n"
+    "ep.secrets = {ARGV[2], type(ep.secrets) == 'table' and ep.secrets[1] or nil}\n"
+    "ep.old_secret_until = now + " OLD_SECRET_LUA "\n"
+    "epj = ep_encode(ep)\n"
+    "redis.call('HSET', KEYS[1], ARGV[1], epj)\n"
+    "return epj\n";
+
+/* KEYS: 1 wh:endpoints. ARGV: 1 id, 2 reason. Returns the endpoint or nil. */
+const char tc_store__wh_disable_lua[] =
+    EP_LUA
+    "local epj = redis.call('HGET', KEYS[1], ARGV[1])\n"
+    "if not epj then return false end\n"
+    "local ep = cjson.decode(epj)\n"
+    "ep.disabled = true\n"
+    "ep.disabled_reason = ARGV[2]\n"
+    "epj = ep_encode(ep)\n"
+    "redis.call('HSET', KEYS[1], ARGV[1], epj)\n"
+    "return epj\n";
+/* clang-format on */
+
+/* ---- sending ---- */
+
+static struct tc_store__req *
+wh_req(struct tc_store *s, int script, tc_store__done_fn fn, int aux, void *arg)
+{
+    struct tc_store__req *req = tc_store__req_new(&s->cmd, script, fn);
+
+    req->aux = aux;
+    req->arg = arg;
+    return req;
+}
+
+/* Sends req with argv (NUL-terminated strings; for a script numkeys first). */
+static void
+wh_submit(struct tc_store *s, struct tc_store__req *req, int argc, const char **argv)
+{
+    size_t argvlen[16];
+
+    /* Every caller here passes at most 10 arguments. */
+    if (argc > (int)TC_ARRAY_SIZE(argvlen)) {
+        abort();
+    }
+    for (int i = 0; i < argc; i++) {
+        argvlen[i] = strlen(argv[i]);
+    }
+    tc_store__submit(req, argc, argv, argvlen, s->cfg->redis_timeout_ms);
+}
+
+/* aux of a count request: how a reply maps to TC_ENOENT. */
+enum { COUNT_PLAIN, COUNT_ZERO_ENOENT, COUNT_NEG_ENOENT };
+
+static void
+count_done(struct tc_store__req *req, int status, const redisReply *reply)
+{
+    long long n = 0;
+
+    if (status == 0) {
+        if (reply->type != REDIS_REPLY_INTEGER) {
+            status = TC_EIO;
+        } else if ((reply->integer == 0 && req->aux == COUNT_ZERO_ENOENT) ||
+                   (reply->integer < 0 && req->aux == COUNT_NEG_ENOENT)) {
+            status = TC_ENOENT;
+        } else if (reply->integer < 0) {
+            status = TC_EIO;
+        } else {
+            n = reply->integer;
+        }
+    }
+    req->cb.wh_count(req->arg, status, status == 0 ? (uint64_t)n : 0);
+}
+
+static void
+json_done(struct tc_store__req *req, int status, const redisReply *reply)
+{
+    if (status != 0) {
+        req->cb.wh_json(req->arg, status, NULL, 0);
+    } else if (reply->type == REDIS_REPLY_NIL) {
+        req->cb.wh_json(req->arg, TC_ENOENT, NULL, 0);
+    } else if (reply->type == REDIS_REPLY_STRING) {
+        req->cb.wh_json(req->arg, 0, reply->str, reply->len);
+    } else {
+        req->cb.wh_json(req->arg, TC_EIO, NULL, 0);
+    }
+}
+
+/* ---- claim and complete ---- */
+
+static uint64_t
+num(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_STRING ? strtoull(r->str, NULL, 10) : 0;
+}
+
+static void
+claim_done(struct tc_store__req *req, int status, const redisReply *reply)
+{
+    struct tc_store_wh_job *jobs = NULL;
+    size_t n = 0;
+
+    if (status != 0) {
+        goto out;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 9 != 0) {
+        status = TC_EIO;
+        goto out;
+    }
+    for (size_t i = 0; i < reply->elements; i++) {
+        if (reply->element[i]->type != REDIS_REPLY_STRING) {
+            status = TC_EIO;
+            goto out;
+        }
+    }
+    n = reply->elements / 9;
+    jobs = tc_xcalloc(n > 0 ? n : 1, sizeof(*jobs));
+    for (size_t k = 0; k < n; k++) {
+        redisReply **e = reply->element + 9 * k;
+        jobs[k] = (struct tc_store_wh_job){
+            .member = e[0]->str,
+            .job_id = e[1]->str,
+            .endpoint_id = e[2]->str,
+            .incident_id = e[3]->str,
+            .seq = num(e[4]),
+            .body = e[5]->str,
+            .body_len = e[5]->len,
+            .attempts = num(e[6]),
+            .created_at_ms = num(e[7]),
+            .endpoint = e[8]->str,
+            .endpoint_len = e[8]->len,
+        };
+    }
+out:
+    req->cb.wh_claim(req->arg, status, status == 0 ? jobs : NULL, status == 0 ? n : 0);
+    free(jobs);
+}
+
+void
+tc_store_wh_claim(struct tc_store *s, uint64_t now_ms, uint64_t lease_ms, size_t max,
+                  tc_store_wh_claim_cb cb, void *arg)
+{
+    const char *p = s->cfg->redis_prefix;
+    char *due = NULL, *eps = NULL, snow[24], slease[24], smax[24], snow_s[24];
+    struct tc_store__req *req;
+    int rc = tc_store__cmd_admit(s);
+
+    if (rc != 0) {
+        cb(arg, rc, NULL, 0);
+        return;
+    }
+    due = tc_xasprintf("%swh:due", p);
+    eps = tc_xasprintf("%swh:endpoints", p);
+    snprintf(snow, sizeof(snow), "%" PRIu64, now_ms);
+    snprintf(slease, sizeof(slease), "%" PRIu64, lease_ms);
+    snprintf(smax, sizeof(smax), "%zu", max > TC_STORE_WH_CLAIM_MAX ? TC_STORE_WH_CLAIM_MAX : max);
+    snprintf(snow_s, sizeof(snow_s), "%" PRIu64, now_ms / 1000);
+    req = wh_req(s, TC_STORE__WH_CLAIM, claim_done, 0, arg);
+    req->cb.wh_claim = cb;
+    wh_submit(s, req, 8, (const char *[]){"2", due, eps, snow, slease, smax, p, snow_s});
+    free(due);
+    free(eps);
+}
+
+void
+tc_store_wh_complete(struct tc_store *s, const char *job_id, enum tc_store_wh_outcome outcome,
+                     uint64_t next_due_ms, const char *attempt_json, tc_store_wh_count_cb cb,
+                     void *arg)
+{
+    static const char *const names[] = {
+        [TC_STORE_WH_DELIVERED] = "delivered",
+        [TC_STORE_WH_RETRY] = "retry",
+        [TC_STORE_WH_DEAD] = "dead",
+    };
+    char *due = NULL, snext[24], snow[24];
+    struct tc_store__req *req;
+    int rc = tc_store__cmd_admit(s);
+
+    if (rc != 0) {
+        cb(arg, rc, 0);
+        return;
+    }
+    if ((unsigned)outcome >= TC_ARRAY_SIZE(names)) {
+        cb(arg, TC_EINVAL, 0);
+        return;
+    }
+    due = tc_xasprintf("%swh:due", s->cfg->redis_prefix);
+    snprintf(snext, sizeof(snext), "%" PRIu64, next_due_ms);
+    snprintf(snow, sizeof(snow), "%" PRIu64, tc_wall_us() / 1000);
+    req = wh_req(s, TC_STORE__WH_COMPLETE, count_done, COUNT_PLAIN, arg);
+    req->cb.wh_count = cb;
+    wh_submit(s, req, 8,
+              (const char *[]){"1", due, job_id, names[outcome], snext,
+                               attempt_json != NULL ? attempt_json : "{}", s->cfg->redis_prefix,
+                               snow});
+    free(due);
+}
+
+/* ---- endpoint admin ---- */
+
+/* Builds the endpoint JSON from a create request. @returns new text or NULL
+ * when the request breaks a rule. */
+static char *
+endpoint_json(const char *id, const char *request_json, const char *secret)
+{
+    json_t *req = json_loads(request_json, JSON_REJECT_DUPLICATES, NULL);
+    json_t *ep = NULL;
+    struct tc_filter f = {0};
+    struct tc_error err;
+    const char *url;
+    const json_t *desc;
+    char *text = NULL;
+
+    if (!json_is_object(req)) {
+        goto out;
+    }
+    url = json_string_value(json_object_get(req, "url"));
+    desc = json_object_get(req, "description");
+    if (url == NULL || strlen(url) > URL_MAX ||
+        (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)) {
+        goto out;
+    }
+    if (desc != NULL && (!json_is_string(desc) || json_string_length(desc) > DESC_MAX)) {
+        goto out;
+    }
+    if (tc_filter_from_json(json_object_get(req, "filter"), &f, &err) != 0) {
+        goto out;
+    }
+    ep = json_pack("{s:s, s:s, s:o, s:s, s:[s], s:n, s:I, s:b, s:n, s:n}", "id", id, "url", url,
+                   "filter", tc_filter_to_json(&f), "description",
+                   desc != NULL ? json_string_value(desc) : "", "secrets", secret,
+                   "old_secret_until", "created_at", (json_int_t)(tc_wall_us() / 1000000),
+                   "disabled", 0, "disabled_reason", "failing_since");
+    if (ep != NULL) {
+        text = json_dumps(ep, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    }
+out:
+    tc_filter_fini(&f);
+    json_decref(ep);
+    json_decref(req);
+    return text;
+}
+
+static void
+create_done(struct tc_store__req *req, int status, const redisReply *reply)
+{
+    if (status == 0 && reply->type != REDIS_REPLY_INTEGER) {
+        status = TC_EIO;
+    } else if (status == 0 && reply->integer != 1) {
+        status = TC_ESTATE;
+    }
+    req->cb.wh_json(req->arg, status, status == 0 ? req->buf : NULL,
+                    status == 0 ? strlen(req->buf) : 0);
+}
+
+void
+tc_store_wh_create(struct tc_store *s, const char *id, const char *request_json, const char *secret,
+                   tc_store_wh_json_cb cb, void *arg)
+{
+    char *eps = NULL, *text = NULL;
+    struct tc_store__req *req;
+    int rc = tc_store__cmd_admit(s);
+
+    if (rc != 0) {
+        cb(arg, rc, NULL, 0);
+        return;
+    }
+    text = endpoint_json(id, request_json, secret);
+    if (text == NULL || strchr(id, '|') != NULL || strchr(id, ':') != NULL) {
+        /* '|' and ':' separate ids in the queue's key and member names. */
+        free(text);
+        cb(arg, TC_EINVAL, NULL, 0);
+        return;
+    }
+    eps = tc_xasprintf("%swh:endpoints", s->cfg->redis_prefix);
+    req = wh_req(s, -1, create_done, 0, arg);
+    req->cb.wh_json = cb;
+    /* A plain command's buf is unused by the store; it frees it with req. */
+    req->buf = text;
+    wh_submit(s, req, 4, (const char *[]){"HSETNX", eps, id, text});
+    free(eps);
+}
+
+static void
+list_done(struct tc_store__req *req, int status, const redisReply *reply)
+{
+    size_t total = 2;
+    char *text, *p;
+
+    if (status == 0 && reply->type != REDIS_REPLY_ARRAY) {
+        status = TC_EIO;
+    }
+    for (size_t i = 0; status == 0 && i < reply->elements; i++) {
+        if (reply->element[i]->type != REDIS_REPLY_STRING) {
+            status = TC_EIO;
+            break;
+        }
+        total += reply->element[i]->len + 1;
+    }
+    if (status != 0) {
+        req->cb.wh_json(req->arg, status, NULL, 0);
+        return;
+    }
+    p = text = tc_xmalloc(total + 1);
+    *p++ = '[';
+    for (size_t i = 0; i < reply->elements; i++) {
+        if (i > 0) {
+            *p++ = ',';
+        }
+        memcpy(p, reply->element[i]->str, reply->element[i]->len);
+        p += reply->element[i]->len;
+    }
+    *p++ = ']';
+    *p = '\0';
+    req->cb.wh_json(req->arg, 0, text, (size_t)(p - text));
+    free(text);
+}
+
+void
+tc_store_wh_list(struct tc_store *s, tc_store_wh_json_cb cb, void *arg)
+{
+    char *eps;
+    struct tc_store__req *req;
+    int rc = tc_store__cmd_admit(s);
+
+    if (rc != 0) {
+        cb(arg, rc, NULL, 0);
+        return;
+    }
+    eps = tc_xasprintf("%swh:endpoints", s->cfg->redis_prefix);
+    req = wh_req(s, -1, list_done, 0, arg);
+    req->cb.wh_json = cb;
+    wh_submit(s, req, 2, (const char *[]){"HVALS", eps});
+    free(eps);
+}
+
+/* One endpoint script with KEYS wh:endpoints [, wh:due] and ARGV args. */
+static void
+ep_script(struct tc_store *s, bool with_due, int argc, const char **args, struct tc_store__req *req)
+{
+    const char *p = s->cfg->redis_prefix;
+    char *eps = tc_xasprintf("%swh:endpoints", p);
+    char *due = tc_xasprintf("%swh:due", p);
+    const char *argv[8];
+    int n = 0;
+
+    argv[n++] = with_due ? "2" : "1";
+    argv[n++] = eps;
+    if (with_due) {
+        argv[n++] = due;
+    }
+    /* Callers pass at most 3 arguments. */
+    for (int i = 0; i < argc && n < (int)TC_ARRAY_SIZE(argv); i++) {
+        argv[n++] = args[i];
+    }
+    wh_submit(s, req, n, argv);
+    free(eps);
+    free(due);
+}
+
+static void
+json_script(struct tc_store *s, int script, int argc, const char **args, tc_store_wh_json_cb cb,
+            void *arg)
+{
+    struct tc_store__req *req;
+    int rc = tc_store__cmd_admit(s);
+
+    if (rc != 0) {
+        cb(arg, rc, NULL, 0);
+        return;
+    }
+    req = wh_req(s, script, json_done, 0, arg);
+    req->cb.wh_json = cb;
+    ep_script(s, false, argc, args, req);
+}
+
+static void
+count_script(struct tc_store *s, int script, int aux, int argc, const char **args,
+             tc_store_wh_count_cb cb, void *arg)
+{
+    struct tc_store__req *req;
+    int rc = tc_store__cmd_admit(s);
+
+    if (rc != 0) {
+        cb(arg, rc, 0);
+        return;
+    }
+    req = wh_req(s, script, count_done, aux, arg);
+    req->cb.wh_count = cb;
+    ep_script(s, true, argc, args, req);
+}
+
+void
+tc_store_wh_get(struct tc_store *s, const char *id, tc_store_wh_json_cb cb, void *arg)
+{
+    json_script(s, TC_STORE__WH_GET, 2, (const char *[]){id, s->cfg->redis_prefix}, cb, arg);
+}
+
+void
+tc_store_wh_delete(struct tc_store *s, const char *id, tc_store_wh_count_cb cb, void *arg)
+{
+    count_script(s, TC_STORE__WH_DELETE, COUNT_ZERO_ENOENT, 2,
+                 (const char *[]){id, s->cfg->redis_prefix}, cb, arg);
+}
+
+void
+tc_store_wh_replay(struct tc_store *s, const char *id, tc_store_wh_count_cb cb, void *arg)
+{
+    char now[24];
+
+    snprintf(now, sizeof(now), "%" PRIu64, tc_wall_us() / 1000);
+    count_script(s, TC_STORE__WH_REPLAY, COUNT_NEG_ENOENT, 3,
+                 (const char *[]){id, s->cfg->redis_prefix, now}, cb, arg);
+}
+
+void
+tc_store_wh_rotate(struct tc_store *s, const char *id, const char *secret, tc_store_wh_json_cb cb,
+                   void *arg)
+{
+    char now[24];
+
+    snprintf(now, sizeof(now), "%" PRIu64, tc_wall_us() / 1000000);
+    json_script(s, TC_STORE__WH_ROTATE, 3, (const char *[]){id, secret, now}, cb, arg);
+}
+
+void
+tc_store_wh_disable(struct tc_store *s, const char *id, const char *reason, tc_store_wh_json_cb cb,
+                    void *arg)
+{
+    json_script(s, TC_STORE__WH_DISABLE, 2, (const char *[]){id, reason}, cb, arg);
+}
