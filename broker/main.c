@@ -12,8 +12,11 @@
 #include "log/log.h"
 #include "metrics/metrics.h"
 #include "store/store.h"
+#include "webhook/admin.h"
+#include "webhook/deliver.h"
 #include "ws/ws.h"
 
+#include <curl/curl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,6 +34,7 @@ struct app {
     struct tc_ws *ws;
     struct tc_server *server;
     struct tc_ingest *ingest;
+    struct tc_webhook *webhook;
     uv_signal_t sigterm, sigint;
     uv_timer_t deadline, grace, retry;
     bool stopping;
@@ -119,6 +123,56 @@ kafka_ready(void *arg)
     return app.ingest != NULL && tc_ingest_ready(app.ingest);
 }
 
+/* ---- admin routes: the webhook API ---- */
+
+static void
+admin_reply(void *req, int status, const char *json, size_t len)
+{
+    tc_admin_reply(req, status, json, len);
+}
+
+static void
+wh_create(void *arg, struct tc_admin_req *req, const char *const *p, const json_t *body)
+{
+    TC_UNUSED(arg);
+    TC_UNUSED(p);
+    tc_webhook_admin_create(app.store, body, admin_reply, req);
+}
+
+static void
+wh_list(void *arg, struct tc_admin_req *req, const char *const *p, const json_t *body)
+{
+    TC_UNUSED(arg);
+    TC_UNUSED(p);
+    TC_UNUSED(body);
+    tc_webhook_admin_list(app.store, admin_reply, req);
+}
+
+/* The routes that take only the endpoint id. */
+typedef void (*wh_by_id_fn)(struct tc_store *, const char *, tc_webhook_reply_fn, void *);
+
+static void
+wh_by_id(void *arg, struct tc_admin_req *req, const char *const *p, const json_t *body)
+{
+    TC_UNUSED(body);
+    wh_by_id_fn fn = *(wh_by_id_fn *)arg;
+    fn(app.store, p[0], admin_reply, req);
+}
+
+static void
+register_admin_routes(void)
+{
+    static wh_by_id_fn get = tc_webhook_admin_get, del = tc_webhook_admin_delete,
+                       replay = tc_webhook_admin_replay, rotate = tc_webhook_admin_rotate;
+    tc_server_admin_route(app.server, TC_HTTP_POST, "/v1/webhooks", wh_create, NULL);
+    tc_server_admin_route(app.server, TC_HTTP_GET, "/v1/webhooks", wh_list, NULL);
+    tc_server_admin_route(app.server, TC_HTTP_GET, "/v1/webhooks/{}", wh_by_id, &get);
+    tc_server_admin_route(app.server, TC_HTTP_DELETE, "/v1/webhooks/{}", wh_by_id, &del);
+    tc_server_admin_route(app.server, TC_HTTP_POST, "/v1/webhooks/{}/replay", wh_by_id, &replay);
+    tc_server_admin_route(app.server, TC_HTTP_POST, "/v1/webhooks/{}/rotate-secret", wh_by_id,
+                          &rotate);
+}
+
 /* ---- shutdown ---- */
 
 static void
@@ -146,6 +200,17 @@ on_store_closed(void *arg)
     tc_info("main", "stopped");
 }
 
+/* The deliverer goes before the store it records outcomes in. */
+static void
+on_webhook_closed(void *arg)
+{
+    TC_UNUSED(arg);
+    app.webhook = NULL;
+    if (app.store != NULL) {
+        tc_store_close(app.store, on_store_closed, NULL);
+    }
+}
+
 static void
 finish_shutdown(uv_timer_t *t)
 {
@@ -155,8 +220,10 @@ finish_shutdown(uv_timer_t *t)
         tc_server_free(app.server);
         app.server = NULL;
     }
-    if (app.store != NULL) {
-        tc_store_close(app.store, on_store_closed, NULL);
+    if (app.webhook != NULL) {
+        tc_webhook_close(app.webhook, on_webhook_closed, NULL);
+    } else {
+        on_webhook_closed(NULL);
     }
 }
 
@@ -284,6 +351,9 @@ start(void)
                TC_S("listen", app.cfg.http_listen));
         return 1;
     }
+    register_admin_routes();
+    app.webhook = tc_webhook_new(app.loop, &app.cfg, app.store);
+    tc_webhook_start(app.webhook);
     struct tc_ingest_hooks hooks = {.apply = apply_event, .arg = NULL};
     app.ingest = tc_ingest_new(app.loop, &app.cfg, bootstrap, &hooks, &err);
     if (app.ingest == NULL) {
@@ -331,6 +401,10 @@ main(int argc, char **argv)
     tc_log_set_level(level);
     signal(SIGPIPE, SIG_IGN);
 
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "tocsind: libcurl failed to initialise\n");
+        return 1;
+    }
     app.loop = uv_default_loop();
     uv_timer_init(app.loop, &app.deadline);
     uv_timer_init(app.loop, &app.grace);
@@ -353,5 +427,6 @@ main(int argc, char **argv)
     }
     tc_kafka_embedded_free(app.kafka);
     tc_config_fini(&app.cfg);
+    curl_global_cleanup();
     return app.exit_code;
 }

@@ -13,6 +13,10 @@
 #include <string.h>
 #include <strings.h>
 
+struct tc_admin_req {
+    struct tc_http__conn *conn; /* NULL once the client left */
+};
+
 static bool
 has_prefix(const char *path, const char *prefix)
 {
@@ -65,8 +69,11 @@ tc_http__admin_begin(struct tc_http__conn *c)
     }
     char cl[32];
     if (lws_hdr_copy(c->wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0) {
-        tc_http__respond_error(c, 411, "length_required", "send Content-Length");
-        return 0;
+        if (lws_hdr_total_length(c->wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+            tc_http__respond_error(c, 411, "length_required", "send Content-Length");
+            return 0;
+        }
+        snprintf(cl, sizeof(cl), "0"); /* no body at all */
     }
     char *end = NULL;
     unsigned long long n = strtoull(cl, &end, 10);
@@ -114,6 +121,10 @@ tc_http__admin_complete(struct tc_http__conn *c)
         goto out;
     }
     c->close_after = false;
+    if (c->req_len == 0) {
+        dispatch(c, NULL); /* a POST without a body (replay, rotate-secret) */
+        goto out;
+    }
     body = json_loadb(c->req_body ? c->req_body : "", c->req_len, JSON_REJECT_DUPLICATES, &jerr);
     if (body == NULL || !json_is_object(body)) {
         char msg[200];
@@ -125,23 +136,124 @@ tc_http__admin_complete(struct tc_http__conn *c)
     dispatch(c, body);
 out:
     json_decref(body);
-    tc_http__admin_fini(c);
+    free(c->req_body);
+    c->req_body = NULL;
+    c->req_len = c->req_expect = 0;
 }
 
 void
 tc_http__admin_fini(struct tc_http__conn *c)
 {
+    if (c->admin_req != NULL) {
+        c->admin_req->conn = NULL; /* its handler answers into the void */
+        c->admin_req = NULL;
+    }
     free(c->req_body);
     c->req_body = NULL;
     c->req_len = c->req_expect = 0;
     c->reading_body = false;
 }
 
-/* The admin routes. @borrows body (NULL for GET and DELETE). The webhook and
- * email gateways and the publishing API add their rows here. */
+int
+tc_server_admin_route(struct tc_server *srv, enum tc_http_method method, const char *pattern,
+                      tc_admin_handler handler, void *arg)
+{
+    if (srv->nadmin_routes == TC_ARRAY_SIZE(srv->admin_routes)) {
+        return TC_EAGAIN;
+    }
+    struct tc_http__admin_route *r = &srv->admin_routes[srv->nadmin_routes++];
+    r->method = method;
+    r->pattern = tc_xstrdup(pattern);
+    r->handler = handler;
+    r->arg = arg;
+    return TC_OK;
+}
+
+/* Matches path against pattern segment by segment; "{}" takes one id-like
+ * segment into params. @returns the number of params, or -1. */
+static int
+match_route(const char *pattern, const char *path, char params[][129])
+{
+    int n = 0;
+    while (*pattern != '\0' || *path != '\0') {
+        if (*pattern != '/' || *path != '/') {
+            return -1;
+        }
+        pattern++;
+        path++;
+        size_t plen = strcspn(pattern, "/"), slen = strcspn(path, "/");
+        if (plen == 2 && strncmp(pattern, "{}", 2) == 0) {
+            if (n == TC_ADMIN_MAX_PARAMS || slen == 0 || slen > 128 ||
+                strspn(path, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") <
+                    slen) {
+                return -1;
+            }
+            memcpy(params[n], path, slen);
+            params[n++][slen] = '\0';
+        } else if (plen != slen || strncmp(pattern, path, plen) != 0) {
+            return -1;
+        }
+        pattern += plen;
+        path += slen;
+    }
+    return n;
+}
+
+/* The admin routes. @borrows body (NULL for GET and DELETE). */
 static void
 dispatch(struct tc_http__conn *c, json_t *body)
 {
-    TC_UNUSED(body);
-    tc_http__respond_error(c, 404, "not_found", "no such admin route");
+    struct tc_server *srv = c->srv;
+    bool path_known = false;
+    for (size_t i = 0; i < srv->nadmin_routes; i++) {
+        const struct tc_http__admin_route *r = &srv->admin_routes[i];
+        char params[TC_ADMIN_MAX_PARAMS][129];
+        int n = match_route(r->pattern, c->path, params);
+        if (n < 0) {
+            continue;
+        }
+        path_known = true;
+        if ((int)r->method != c->method) {
+            continue;
+        }
+        const char *argv[TC_ADMIN_MAX_PARAMS + 1] = {NULL};
+        for (int k = 0; k < n; k++) {
+            argv[k] = params[k];
+        }
+        struct tc_admin_req *req = tc_xcalloc(1, sizeof(*req));
+        req->conn = c;
+        c->admin_req = req;
+        c->kind = CONN_PENDING;
+        r->handler(r->arg, req, argv, body);
+        return;
+    }
+    if (path_known) {
+        tc_http__respond_error(c, 405, "method_not_allowed", "this route takes another method");
+    } else {
+        tc_http__respond_error(c, 404, "not_found", "no such admin route");
+    }
+}
+
+void
+tc_admin_reply(struct tc_admin_req *req, int status, const char *json, size_t len)
+{
+    struct tc_http__conn *c = req->conn;
+    free(req);
+    if (c == NULL) {
+        return; /* the client left */
+    }
+    c->admin_req = NULL;
+    tc_http__respond(c, status, "application/json", tc_http__body_from(json, len), len);
+}
+
+void
+tc_admin_reply_error(struct tc_admin_req *req, int status, const char *code, const char *message)
+{
+    struct tc_http__conn *c = req->conn;
+    free(req);
+    if (c == NULL) {
+        return;
+    }
+    c->admin_req = NULL;
+    tc_http__respond_error(c, status, code, message);
 }

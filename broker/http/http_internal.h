@@ -26,9 +26,10 @@ struct tc_http__conn {
     char etag[TC_EPOCH_MAX + 32];
     bool close_after;
     struct tc_http__pending *pending; /* an answer from Redis to wait for */
+    struct tc_admin_req *admin_req;   /* an admin answer to wait for */
     /* An admin request: method, path and its body, read up to
      * http.max_body (a larger Content-Length is answered 413 at once). */
-    int method; /* enum tc_http__method */
+    int method; /* enum tc_http_method */
     char path[256];
     char *req_body;
     size_t req_len, req_expect;
@@ -52,6 +53,13 @@ struct tc_server {
     struct tc_http__conn sse; /* list head of SSE streams */
     size_t nsse;
     uv_timer_t sse_heartbeat;
+    struct tc_http__admin_route {
+        enum tc_http_method method;
+        char *pattern;
+        tc_admin_handler handler;
+        void *arg;
+    } admin_routes[32]; /* the bound: more is a programming error (TC_EAGAIN) */
+    size_t nadmin_routes;
     bool shutting_down;
 };
 
@@ -76,13 +84,6 @@ int tc_http__request_filter(struct tc_http__conn *c, char *qs, size_t len,
                             struct tc_filter *filter);
 
 /* admin.c: bearer-token routes (the admin API). */
-enum tc_http__method {
-    TC_HTTP_GET,
-    TC_HTTP_POST,
-    TC_HTTP_PUT,
-    TC_HTTP_PATCH,
-    TC_HTTP_DELETE,
-};
 bool tc_http__is_admin_route(int method, const char *path);
 /* Checks the token and the body's size; queues the error answer or starts
  * reading the body. @returns 0. */

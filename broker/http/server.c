@@ -145,7 +145,7 @@ request_line(struct lws *wsi, int *method, char *path, size_t len)
 {
     static const struct {
         enum lws_token_indexes token;
-        enum tc_http__method method;
+        enum tc_http_method method;
     } methods[] = {
         {WSI_TOKEN_GET_URI, TC_HTTP_GET},       {WSI_TOKEN_POST_URI, TC_HTTP_POST},
         {WSI_TOKEN_PUT_URI, TC_HTTP_PUT},       {WSI_TOKEN_PATCH_URI, TC_HTTP_PATCH},
@@ -373,6 +373,9 @@ tc_server_free(struct tc_server *srv)
         return;
     }
     lws_context_destroy(srv->ctx);
+    for (size_t i = 0; i < srv->nadmin_routes; i++) {
+        free(srv->admin_routes[i].pattern);
+    }
     uv_timer_stop(&srv->sse_heartbeat);
     uv_close((uv_handle_t *)&srv->sse_heartbeat, free_on_close);
 }

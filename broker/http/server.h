@@ -39,6 +39,35 @@ size_t tc_server_sse_count(const struct tc_server *srv);
 /* Destroys the context. The loop must then run until its handles closed. */
 void tc_server_free(struct tc_server *srv);
 
+/* The admin API: routes other modules (gateways, publishing) register; the
+ * server checks the token and reads the body, then calls the handler, which
+ * answers once through tc_admin_reply (now or later, from a callback). */
+enum tc_http_method {
+    TC_HTTP_GET,
+    TC_HTTP_POST,
+    TC_HTTP_PUT,
+    TC_HTTP_PATCH,
+    TC_HTTP_DELETE,
+};
+
+#define TC_ADMIN_MAX_PARAMS 4
+
+struct tc_admin_req;
+/* params are the path segments matched by "{}" in the pattern; body is the
+ * request's JSON object (NULL for GET and DELETE). @borrows params, body. */
+typedef void (*tc_admin_handler)(void *arg, struct tc_admin_req *req, const char *const *params,
+                                 const json_t *body);
+
+/* pattern: "/v1/webhooks" or "/v1/webhooks/{}/replay"; a "{}" segment matches
+ * 1-128 characters of [A-Za-z0-9._:-]. At most 32 routes. @returns 0 or TC_EAGAIN. */
+int tc_server_admin_route(struct tc_server *srv, enum tc_http_method method, const char *pattern,
+                          tc_admin_handler handler, void *arg);
+/* Answers the request (json: compact JSON text). @takes req. If the client
+ * left meanwhile, only frees req. */
+void tc_admin_reply(struct tc_admin_req *req, int status, const char *json, size_t len);
+void tc_admin_reply_error(struct tc_admin_req *req, int status, const char *code,
+                          const char *message);
+
 /* True when origin may open a session: ws.allowed_origins is empty, or holds
  * it exactly. A missing Origin (non-browser clients) is allowed. */
 bool tc_server_origin_allowed(const struct tc_config *cfg, const char *origin);

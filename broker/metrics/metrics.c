@@ -45,6 +45,12 @@ static const struct desc counter_desc[TC_M_COUNTER_COUNT] = {
     [TC_M_HTTP_REQUESTS] = {"tocsin_http_requests_total", "", "HTTP requests"},
     [TC_M_HTTP_ERRORS] = {"tocsin_http_errors_total", "", "HTTP requests answered with 4xx or 5xx"},
     [TC_M_ORIGIN_REFUSED] = {"tocsin_origin_refused_total", "", "Sessions refused for their Origin"},
+    [TC_M_WEBHOOK_ATTEMPTS] = {"tocsin_webhook_attempts_total", "", "Webhook delivery attempts"},
+    [TC_M_WEBHOOK_DELIVERED] = {"tocsin_webhook_deliveries_total", "", "Webhook messages delivered (2xx)"},
+    [TC_M_WEBHOOK_FAILED_HTTP] = {"tocsin_webhook_failures_total", "reason=\"http\"", "Failed webhook attempts, by reason"},
+    [TC_M_WEBHOOK_FAILED_NETWORK] = {"tocsin_webhook_failures_total", "reason=\"network\"", NULL},
+    [TC_M_WEBHOOK_FAILED_REFUSED] = {"tocsin_webhook_failures_total", "reason=\"address_refused\"", NULL},
+    [TC_M_WEBHOOK_DEAD] = {"tocsin_webhook_dead_total", "", "Webhook messages dead-lettered"},
 };
 
 static const struct desc gauge_desc[TC_G_GAUGE_COUNT] = {
@@ -56,12 +62,14 @@ static const struct desc gauge_desc[TC_G_GAUGE_COUNT] = {
     [TC_G_HUB_SEQ] = {"tocsin_hub_seq", "", "Last seq delivered by this node"},
     [TC_G_ACTIVE_INCIDENTS] = {"tocsin_active_incidents", "", "Active incidents"},
     [TC_G_SEND_QUEUE_FRAMES] = {"tocsin_send_queue_frames", "", "Frames queued to sessions"},
+    [TC_G_WEBHOOK_INFLIGHT] = {"tocsin_webhook_inflight", "", "Webhook attempts in flight on this node"},
 };
 
 static const struct desc hist_desc[TC_H_HISTOGRAM_COUNT] = {
     [TC_H_STORE_SECONDS] = {"tocsin_store_seconds", "", "Round trip of the Redis store script"},
     [TC_H_INGEST_SECONDS] = {"tocsin_ingest_seconds", "", "Kafka message timestamp to stored in Redis"},
     [TC_H_FANOUT_SECONDS] = {"tocsin_fanout_seconds", "", "Update read from history to queued for every local session"},
+    [TC_H_WEBHOOK_SECONDS] = {"tocsin_webhook_seconds", "", "One webhook attempt, request to answer"},
 };
 /* clang-format on */
 

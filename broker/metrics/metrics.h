@@ -36,6 +36,12 @@ enum tc_counter {
     TC_M_HTTP_REQUESTS,
     TC_M_HTTP_ERRORS,
     TC_M_ORIGIN_REFUSED,
+    TC_M_WEBHOOK_ATTEMPTS,
+    TC_M_WEBHOOK_DELIVERED,
+    TC_M_WEBHOOK_FAILED_HTTP,    /* an answer other than 2xx */
+    TC_M_WEBHOOK_FAILED_NETWORK, /* connect, timeout, reset */
+    TC_M_WEBHOOK_FAILED_REFUSED, /* the address guard refused the address */
+    TC_M_WEBHOOK_DEAD,
     TC_M_COUNTER_COUNT
 };
 
@@ -48,13 +54,15 @@ enum tc_gauge {
     TC_G_HUB_SEQ,
     TC_G_ACTIVE_INCIDENTS,
     TC_G_SEND_QUEUE_FRAMES,
+    TC_G_WEBHOOK_INFLIGHT,
     TC_G_GAUGE_COUNT
 };
 
 enum tc_histogram {
-    TC_H_STORE_SECONDS,  /* Redis script round trip */
-    TC_H_INGEST_SECONDS, /* Kafka timestamp → accepted in Redis */
-    TC_H_FANOUT_SECONDS, /* tail received → queued to every local session */
+    TC_H_STORE_SECONDS,   /* Redis script round trip */
+    TC_H_INGEST_SECONDS,  /* Kafka timestamp → accepted in Redis */
+    TC_H_FANOUT_SECONDS,  /* tail received → queued to every local session */
+    TC_H_WEBHOOK_SECONDS, /* one webhook attempt, request to answer */
     TC_H_HISTOGRAM_COUNT
 };
 

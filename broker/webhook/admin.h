@@ -1,0 +1,33 @@
+/* tocsin — SPDX-License-Identifier: MIT
+ *
+ * The webhook admin API (DESIGN §5): create, list, show, delete, replay and
+ * rotate-secret on top of the store's endpoint registry. It knows no HTTP
+ * server: each call answers once through the reply function main.c passes
+ * (the admin API's). Secrets are shown on create and rotate only.
+ * @loop main.
+ */
+#ifndef TC_WEBHOOK_ADMIN_H
+#define TC_WEBHOOK_ADMIN_H
+
+#include "store/webhooks.h"
+
+#include <jansson.h>
+
+/* Answers one request: status and a compact JSON body. */
+typedef void (*tc_webhook_reply_fn)(void *req, int status, const char *json, size_t len);
+
+/* POST /v1/webhooks {"url","filter","description"} → 201 with the endpoint
+ * and its "secret", or 400 naming the bad field. @borrows body. */
+void tc_webhook_admin_create(struct tc_store *store, const json_t *body, tc_webhook_reply_fn reply,
+                             void *req);
+void tc_webhook_admin_list(struct tc_store *store, tc_webhook_reply_fn reply, void *req);
+void tc_webhook_admin_get(struct tc_store *store, const char *id, tc_webhook_reply_fn reply,
+                          void *req);
+void tc_webhook_admin_delete(struct tc_store *store, const char *id, tc_webhook_reply_fn reply,
+                             void *req);
+void tc_webhook_admin_replay(struct tc_store *store, const char *id, tc_webhook_reply_fn reply,
+                             void *req);
+void tc_webhook_admin_rotate(struct tc_store *store, const char *id, tc_webhook_reply_fn reply,
+                             void *req);
+
+#endif

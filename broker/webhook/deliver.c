@@ -1,0 +1,461 @@
+/* tocsin — SPDX-License-Identifier: MIT
+ *
+ * The webhook deliverer (see deliver.h): a claim timer, libcurl multi driven
+ * by uv_poll and a uv timer (curl's socket API), one easy handle per attempt
+ * (connections are reused from the multi handle's pool), and the outcome
+ * written back to the store. It decides neither order nor leases: the store
+ * hands out only the head job of each (endpoint, incident) queue.
+ * @loop main.
+ */
+#include "webhook/deliver.h"
+#include "log/log.h"
+#include "metrics/metrics.h"
+#include "webhook/guard.h"
+#include "webhook/retry.h"
+#include "webhook/sign.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Attempts in flight on one node; a claim takes no more than the room left. */
+#define MAX_INFLIGHT 256
+/* How often due jobs are looked for. */
+#define CLAIM_EVERY_MS 100
+/* A lease outlives the attempt's timeout by this much, so a slow answer is
+ * recorded before another node takes the job. */
+#define LEASE_EXTRA_MS 30000
+
+struct attempt {
+    struct attempt *prev, *next; /* in flight on wh */
+    struct tc_webhook *wh;
+    CURL *easy;
+    struct curl_slist *headers;
+    char *job_id, *endpoint_id, *body;
+    uint64_t attempts; /* made before this one */
+    uint64_t started_ms;
+    bool refused; /* the address guard refused the peer */
+    char refused_addr[INET6_ADDRSTRLEN];
+    char error[CURL_ERROR_SIZE];
+};
+
+struct tc_webhook {
+    uv_loop_t *loop;
+    const struct tc_config *cfg;
+    struct tc_store *store;
+    CURLM *multi;
+    uv_timer_t curl_timer, claim_timer;
+    size_t inflight;
+    struct attempt inflight_list; /* list head */
+    bool claiming, closing;
+    int open_handles; /* uv handles not yet closed */
+    void (*close_cb)(void *arg);
+    void *close_arg;
+};
+
+/* One socket curl asked us to watch. */
+struct sock {
+    uv_poll_t poll; /* first: the close callback frees the struct */
+    struct tc_webhook *wh;
+    curl_socket_t fd;
+};
+
+static void
+maybe_finish_close(struct tc_webhook *wh)
+{
+    if (wh->closing && wh->open_handles == 0) {
+        void (*cb)(void *) = wh->close_cb;
+        void *arg = wh->close_arg;
+        free(wh);
+        if (cb != NULL) {
+            cb(arg);
+        }
+    }
+}
+
+static void
+on_sock_closed(uv_handle_t *h)
+{
+    struct sock *s = (struct sock *)h;
+    struct tc_webhook *wh = s->wh;
+    free(s);
+    wh->open_handles--;
+    maybe_finish_close(wh);
+}
+
+static void
+on_timer_closed(uv_handle_t *h)
+{
+    struct tc_webhook *wh = h->data;
+    wh->open_handles--;
+    maybe_finish_close(wh);
+}
+
+static void
+attempt_free(struct attempt *a)
+{
+    curl_slist_free_all(a->headers);
+    curl_easy_cleanup(a->easy);
+    free(a->job_id);
+    free(a->endpoint_id);
+    free(a->body);
+    free(a);
+}
+
+/* ---- outcome ---- */
+
+static void
+on_completed(void *arg, int status, uint64_t n)
+{
+    char *job_id = arg;
+    if (status != TC_OK) {
+        /* The lease runs out and the job is tried again: at-least-once. */
+        tc_warn("webhook", "could not record an attempt", TC_S("webhook_id", job_id),
+                TC_S("error", tc_strerror(status)));
+    } else if (n == 0) {
+        tc_info("webhook", "attempt recorded after its lease ended", TC_S("webhook_id", job_id));
+    }
+    free(job_id);
+}
+
+static void
+on_disabled(void *arg, int status, const char *json, size_t len)
+{
+    TC_UNUSED(json);
+    TC_UNUSED(len);
+    char *id = arg;
+    tc_warn("webhook", "endpoint disabled: it answered 410 Gone", TC_S("endpoint", id),
+            TC_S("result", tc_strerror(status)));
+    free(id);
+}
+
+/* Records one finished attempt: delivered, retry later or dead. */
+static void
+finish(struct attempt *a, CURLcode cc)
+{
+    struct tc_webhook *wh = a->wh;
+    long code = 0;
+    curl_easy_getinfo(a->easy, CURLINFO_RESPONSE_CODE, &code);
+    uint64_t took = tc_now_ms() - a->started_ms;
+    tc_metrics_observe(TC_H_WEBHOOK_SECONDS, (double)took / 1000.0);
+    const char *error = NULL;
+    if (a->refused) {
+        error = "address refused";
+        tc_metrics_inc(TC_M_WEBHOOK_FAILED_REFUSED);
+    } else if (cc != CURLE_OK) {
+        error = a->error[0] ? a->error : curl_easy_strerror(cc);
+        tc_metrics_inc(TC_M_WEBHOOK_FAILED_NETWORK);
+    } else if (code < 200 || code > 299) {
+        error = code >= 300 && code < 400 ? "redirect (not followed)" : "not a 2xx answer";
+        tc_metrics_inc(TC_M_WEBHOOK_FAILED_HTTP);
+    }
+    enum tc_store_wh_outcome outcome = TC_STORE_WH_DELIVERED;
+    uint64_t next_ms = 0;
+    if (error == NULL) {
+        tc_metrics_inc(TC_M_WEBHOOK_DELIVERED);
+    } else if (code == 410) {
+        outcome = TC_STORE_WH_DEAD;
+    } else {
+        uint32_t rnd = 0;
+        tc_random_bytes(&rnd, sizeof(rnd));
+        uint64_t delay = tc_webhook_retry_delay_ms(wh->cfg, (int)a->attempts + 1, rnd);
+        struct curl_header *h = NULL;
+        if (delay > 0 && (code == 429 || code == 503) &&
+            curl_easy_header(a->easy, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK) {
+            uint64_t ra;
+            if (tc_webhook_parse_retry_after(h->value, (int64_t)(tc_wall_us() / 1000000), &ra) ==
+                TC_OK) {
+                delay = ra;
+            }
+        }
+        outcome = delay > 0 ? TC_STORE_WH_RETRY : TC_STORE_WH_DEAD;
+        next_ms = tc_wall_us() / 1000 + delay;
+    }
+    if (outcome == TC_STORE_WH_DEAD) {
+        tc_metrics_inc(TC_M_WEBHOOK_DEAD);
+    }
+    char at[32];
+    tc_rfc3339_now(at);
+    json_t *rec = json_pack("{s:s,s:I,s:s,s:I,s:s?,s:I}", "webhook_id", a->job_id, "attempt",
+                            (json_int_t)(a->attempts + 1), "at", at, "status", (json_int_t)code,
+                            "error", error, "duration_ms", (json_int_t)took);
+    char *rec_text = json_dumps(rec, JSON_COMPACT);
+    json_decref(rec);
+    tc_log(error ? TC_LOG_WARN : TC_LOG_INFO, "webhook",
+           error ? "webhook attempt failed" : "webhook delivered", TC_S("webhook_id", a->job_id),
+           TC_S("endpoint", a->endpoint_id), TC_I("status", code), TC_S("error", error),
+           TC_U("attempt", a->attempts + 1),
+           TC_S("next", outcome == TC_STORE_WH_RETRY  ? "retry"
+                        : outcome == TC_STORE_WH_DEAD ? "dead"
+                                                      : "none"));
+    tc_store_wh_complete(wh->store, a->job_id, outcome, next_ms, rec_text, on_completed,
+                         tc_xstrdup(a->job_id));
+    free(rec_text);
+    if (code == 410) {
+        tc_store_wh_disable(wh->store, a->endpoint_id, "410 Gone", on_disabled,
+                            tc_xstrdup(a->endpoint_id));
+    }
+}
+
+static void
+check_done(struct tc_webhook *wh)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(wh->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE) {
+            continue;
+        }
+        struct attempt *a = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&a);
+        CURLcode cc = msg->data.result;
+        curl_multi_remove_handle(wh->multi, a->easy);
+        a->prev->next = a->next;
+        a->next->prev = a->prev;
+        finish(a, cc);
+        attempt_free(a);
+        wh->inflight--;
+        tc_metrics_gauge_set(TC_G_WEBHOOK_INFLIGHT, (int64_t)wh->inflight);
+    }
+}
+
+/* ---- curl on the loop ---- */
+
+static void
+on_poll(uv_poll_t *p, int status, int events)
+{
+    struct sock *s = (struct sock *)p;
+    int flags = 0;
+    if (status < 0) {
+        flags = CURL_CSELECT_ERR;
+    } else {
+        flags |= (events & UV_READABLE) ? CURL_CSELECT_IN : 0;
+        flags |= (events & UV_WRITABLE) ? CURL_CSELECT_OUT : 0;
+    }
+    int running;
+    struct tc_webhook *wh = s->wh;
+    curl_multi_socket_action(wh->multi, s->fd, flags, &running);
+    check_done(wh);
+}
+
+static int
+on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    TC_UNUSED(easy);
+    struct tc_webhook *wh = userp;
+    struct sock *s = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (s != NULL) {
+            uv_poll_stop(&s->poll);
+            uv_close((uv_handle_t *)&s->poll, on_sock_closed);
+            curl_multi_assign(wh->multi, fd, NULL);
+        }
+        return 0;
+    }
+    if (s == NULL) {
+        s = tc_xcalloc(1, sizeof(*s));
+        s->wh = wh;
+        s->fd = fd;
+        uv_poll_init_socket(wh->loop, &s->poll, fd);
+        wh->open_handles++;
+        curl_multi_assign(wh->multi, fd, s);
+    }
+    int events = 0;
+    events |= (what & CURL_POLL_IN) ? UV_READABLE : 0;
+    events |= (what & CURL_POLL_OUT) ? UV_WRITABLE : 0;
+    uv_poll_start(&s->poll, events, on_poll);
+    return 0;
+}
+
+static void
+on_curl_timer(uv_timer_t *t)
+{
+    struct tc_webhook *wh = t->data;
+    int running;
+    curl_multi_socket_action(wh->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(wh);
+}
+
+static int
+on_curl_timeout(CURLM *multi, long timeout_ms, void *userp)
+{
+    TC_UNUSED(multi);
+    struct tc_webhook *wh = userp;
+    if (timeout_ms < 0) {
+        uv_timer_stop(&wh->curl_timer);
+    } else {
+        uv_timer_start(&wh->curl_timer, on_curl_timer, (uint64_t)timeout_ms, 0);
+    }
+    return 0;
+}
+
+/* The address guard, at connect time: after DNS, before the socket exists,
+ * so a name that resolves to a private address is refused too (DESIGN §5). */
+static curl_socket_t
+open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    struct attempt *a = clientp;
+    if (purpose != CURLSOCKTYPE_IPCXN ||
+        !tc_addr_allowed(&addr->addr, a->wh->cfg->webhook_allow_private)) {
+        a->refused = true;
+        const void *ip = addr->family == AF_INET6
+                             ? (const void *)&((struct sockaddr_in6 *)&addr->addr)->sin6_addr
+                             : (const void *)&((struct sockaddr_in *)&addr->addr)->sin_addr;
+        inet_ntop(addr->family, ip, a->refused_addr, sizeof(a->refused_addr));
+        tc_warn("webhook", "address refused", TC_S("webhook_id", a->job_id),
+                TC_S("address", a->refused_addr),
+                TC_S("class", tc_addr_class_name(tc_addr_classify(&addr->addr))));
+        return CURL_SOCKET_BAD;
+    }
+    return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+}
+
+/* ---- claiming ---- */
+
+/* Starts one attempt of a claimed job. */
+static void
+start_attempt(struct tc_webhook *wh, const struct tc_store_wh_job *job)
+{
+    json_t *ep = json_loadb(job->endpoint, job->endpoint_len, 0, NULL);
+    const char *url = json_string_value(json_object_get(ep, "url"));
+    json_t *secrets = json_object_get(ep, "secrets");
+    const char *list[4];
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(secrets) && n < TC_ARRAY_SIZE(list); i++) {
+        const char *sec = json_string_value(json_array_get(secrets, i));
+        if (sec != NULL) {
+            list[n++] = sec;
+        }
+    }
+    struct attempt *a = tc_xcalloc(1, sizeof(*a));
+    a->wh = wh;
+    a->job_id = tc_xstrdup(job->job_id);
+    a->endpoint_id = tc_xstrdup(job->endpoint_id);
+    a->body = tc_xstrndup(job->body, job->body_len);
+    a->attempts = job->attempts;
+    a->started_ms = tc_now_ms();
+    int64_t ts = (int64_t)(tc_wall_us() / 1000000);
+    char sig[TC_WEBHOOK_SIGNATURE_MAX * 4 + 8], line[sizeof(sig) + 32];
+    if (url == NULL || n == 0 ||
+        tc_webhook_signature_header(list, n, a->job_id, ts, a->body, job->body_len, sig,
+                                    sizeof(sig)) != TC_OK) {
+        tc_err("webhook", "endpoint record unusable, job left to its lease",
+               TC_S("endpoint", a->endpoint_id));
+        json_decref(ep);
+        attempt_free(a);
+        return;
+    }
+    a->easy = curl_easy_init();
+    snprintf(line, sizeof(line), "webhook-id: %s", a->job_id);
+    a->headers = curl_slist_append(a->headers, line);
+    snprintf(line, sizeof(line), "webhook-timestamp: %lld", (long long)ts);
+    a->headers = curl_slist_append(a->headers, line);
+    snprintf(line, sizeof(line), "webhook-signature: %s", sig);
+    a->headers = curl_slist_append(a->headers, line);
+    a->headers = curl_slist_append(a->headers, "Content-Type: application/json");
+    a->headers = curl_slist_append(a->headers, "User-Agent: tocsin/" TOCSIN_VERSION);
+    a->headers = curl_slist_append(a->headers, "Expect:"); /* no 100-continue round trip */
+    CURL *e = a->easy;
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, a);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, a->headers);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, a->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)job->body_len);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)wh->cfg->webhook_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_PROXY, ""); /* ignore *_proxy variables */
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, a->error);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, a);
+    json_decref(ep);
+    wh->inflight++;
+    a->next = &wh->inflight_list;
+    a->prev = wh->inflight_list.prev;
+    wh->inflight_list.prev->next = a;
+    wh->inflight_list.prev = a;
+    tc_metrics_inc(TC_M_WEBHOOK_ATTEMPTS);
+    tc_metrics_gauge_set(TC_G_WEBHOOK_INFLIGHT, (int64_t)wh->inflight);
+    curl_multi_add_handle(wh->multi, e);
+}
+
+static void
+on_claimed(void *arg, int status, const struct tc_store_wh_job *jobs, size_t n)
+{
+    struct tc_webhook *wh = arg;
+    wh->claiming = false;
+    if (status != TC_OK || wh->closing) {
+        return; /* Redis is away, or we are stopping: the next tick tries again */
+    }
+    for (size_t i = 0; i < n; i++) {
+        start_attempt(wh, &jobs[i]);
+    }
+}
+
+static void
+on_claim_tick(uv_timer_t *t)
+{
+    struct tc_webhook *wh = t->data;
+    if (wh->claiming || wh->closing || wh->inflight >= MAX_INFLIGHT || !tc_store_ready(wh->store)) {
+        return;
+    }
+    wh->claiming = true;
+    tc_store_wh_claim(wh->store, tc_wall_us() / 1000, wh->cfg->webhook_timeout_ms + LEASE_EXTRA_MS,
+                      MAX_INFLIGHT - wh->inflight, on_claimed, wh);
+}
+
+struct tc_webhook *
+tc_webhook_new(uv_loop_t *loop, const struct tc_config *cfg, struct tc_store *store)
+{
+    struct tc_webhook *wh = tc_xcalloc(1, sizeof(*wh));
+    wh->loop = loop;
+    wh->cfg = cfg;
+    wh->store = store;
+    wh->inflight_list.next = wh->inflight_list.prev = &wh->inflight_list;
+    wh->multi = curl_multi_init();
+    curl_multi_setopt(wh->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    curl_multi_setopt(wh->multi, CURLMOPT_SOCKETDATA, wh);
+    curl_multi_setopt(wh->multi, CURLMOPT_TIMERFUNCTION, on_curl_timeout);
+    curl_multi_setopt(wh->multi, CURLMOPT_TIMERDATA, wh);
+    /* Keep-alive per endpoint: a few connections per host, reused. */
+    curl_multi_setopt(wh->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 8L);
+    uv_timer_init(loop, &wh->curl_timer);
+    uv_timer_init(loop, &wh->claim_timer);
+    wh->curl_timer.data = wh->claim_timer.data = wh;
+    wh->open_handles = 2;
+    return wh;
+}
+
+void
+tc_webhook_start(struct tc_webhook *wh)
+{
+    uv_timer_start(&wh->claim_timer, on_claim_tick, CLAIM_EVERY_MS, CLAIM_EVERY_MS);
+}
+
+void
+tc_webhook_close(struct tc_webhook *wh, void (*close_cb)(void *arg), void *arg)
+{
+    wh->closing = true;
+    wh->close_cb = close_cb;
+    wh->close_arg = arg;
+    uv_timer_stop(&wh->claim_timer);
+    /* Abandon what is in flight: the removals close curl's sockets, which
+     * closes our polls through on_curl_socket. */
+    while (wh->inflight_list.next != &wh->inflight_list) {
+        struct attempt *a = wh->inflight_list.next;
+        a->prev->next = a->next;
+        a->next->prev = a->prev;
+        curl_multi_remove_handle(wh->multi, a->easy);
+        attempt_free(a);
+    }
+    wh->inflight = 0;
+    curl_multi_cleanup(wh->multi);
+    uv_timer_stop(&wh->curl_timer);
+    uv_close((uv_handle_t *)&wh->curl_timer, on_timer_closed);
+    uv_close((uv_handle_t *)&wh->claim_timer, on_timer_closed);
+}
