@@ -12,22 +12,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Turns the store's document into the answer. @returns new, or NULL when
+ * the document has not the expected shape. */
+typedef json_t *(*shape_fn)(json_t *doc);
+
 /* One request in flight: how to answer it. */
 struct call {
     tc_webhook_reply_fn reply;
     void *req;
-    bool show_secret;
+    shape_fn shape;
     int ok_status; /* 201 for create, 200 otherwise */
 };
 
 static struct call *
-call_new(tc_webhook_reply_fn reply, void *req, bool show_secret)
+call_new(tc_webhook_reply_fn reply, void *req, shape_fn shape, int ok_status)
 {
     struct call *c = tc_xcalloc(1, sizeof(*c));
     c->reply = reply;
     c->req = req;
-    c->show_secret = show_secret;
-    c->ok_status = 200;
+    c->shape = shape;
+    c->ok_status = ok_status;
     return c;
 }
 
@@ -74,20 +78,54 @@ present(json_t *endpoint, bool show_secret)
     return e;
 }
 
+/* The answer to every route that returns a document. */
 static void
-on_endpoint(void *arg, int status, const char *json, size_t len)
+on_json(void *arg, int status, const char *json, size_t len)
 {
     struct call *c = arg;
     json_t *doc = status == TC_OK ? json_loadb(json, len, 0, NULL) : NULL;
-    if (doc == NULL) {
+    json_t *shown = doc != NULL ? c->shape(doc) : NULL;
+    if (shown == NULL) {
         reply_status(c, status == TC_OK ? TC_EIO : status);
     } else {
-        json_t *shown = present(doc, c->show_secret);
         reply_json(c->reply, c->req, c->ok_status, shown);
-        json_decref(shown);
     }
+    json_decref(shown);
     json_decref(doc);
     free(c);
+}
+
+/* Create and rotate: the endpoint with its newest secret. */
+static json_t *
+shape_with_secret(json_t *doc)
+{
+    return present(doc, true);
+}
+
+/* List: {"webhooks":[endpoints without secrets]}. */
+static json_t *
+shape_list(json_t *doc)
+{
+    if (!json_is_array(doc)) {
+        return NULL;
+    }
+    json_t *out = json_array();
+    size_t i;
+    json_t *e;
+    json_array_foreach(doc, i, e)
+    {
+        json_array_append_new(out, present(e, false));
+    }
+    return json_pack("{s:o}", "webhooks", out);
+}
+
+/* Show: the store's document with the endpoint's secrets removed. */
+static json_t *
+shape_get(json_t *doc)
+{
+    json_t *out = json_copy(doc);
+    json_object_set_new(out, "endpoint", present(json_object_get(doc, "endpoint"), false));
+    return out;
 }
 
 /* Checks the request body and names the first bad field. */
@@ -150,60 +188,21 @@ tc_webhook_admin_create(struct tc_store *store, const json_t *body, tc_webhook_r
     snprintf(id, sizeof(id), "wh_%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3],
              rnd[4], rnd[5], rnd[6], rnd[7]);
     char *text = json_dumps(body, JSON_COMPACT);
-    struct call *c = call_new(reply, req, true);
-    c->ok_status = 201;
-    tc_store_wh_create(store, id, text, secret, on_endpoint, c);
+    tc_store_wh_create(store, id, text, secret, on_json,
+                       call_new(reply, req, shape_with_secret, 201));
     free(text);
-}
-
-static void
-on_list(void *arg, int status, const char *json, size_t len)
-{
-    struct call *c = arg;
-    json_t *doc = status == TC_OK ? json_loadb(json, len, 0, NULL) : NULL;
-    if (!json_is_array(doc)) {
-        reply_status(c, status == TC_OK ? TC_EIO : status);
-    } else {
-        json_t *out = json_array();
-        size_t i;
-        json_t *e;
-        json_array_foreach(doc, i, e)
-        {
-            json_array_append_new(out, present(e, false));
-        }
-        json_t *wrapped = json_pack("{s:o}", "webhooks", out);
-        reply_json(c->reply, c->req, 200, wrapped);
-        json_decref(wrapped);
-    }
-    json_decref(doc);
-    free(c);
 }
 
 void
 tc_webhook_admin_list(struct tc_store *store, tc_webhook_reply_fn reply, void *req)
 {
-    tc_store_wh_list(store, on_list, call_new(reply, req, false));
-}
-
-static void
-on_get(void *arg, int status, const char *json, size_t len)
-{
-    struct call *c = arg;
-    json_t *doc = status == TC_OK ? json_loadb(json, len, 0, NULL) : NULL;
-    if (doc == NULL) {
-        reply_status(c, status == TC_OK ? TC_EIO : status);
-    } else {
-        json_object_set_new(doc, "endpoint", present(json_object_get(doc, "endpoint"), false));
-        reply_json(c->reply, c->req, 200, doc);
-    }
-    json_decref(doc);
-    free(c);
+    tc_store_wh_list(store, on_json, call_new(reply, req, shape_list, 200));
 }
 
 void
 tc_webhook_admin_get(struct tc_store *store, const char *id, tc_webhook_reply_fn reply, void *req)
 {
-    tc_store_wh_get(store, id, on_get, call_new(reply, req, false));
+    tc_store_wh_get(store, id, on_json, call_new(reply, req, shape_get, 200));
 }
 
 /* The answers that are a count: {"deleted":1} or {"replayed":N}. */
@@ -259,6 +258,5 @@ tc_webhook_admin_rotate(struct tc_store *store, const char *id, tc_webhook_reply
         reply_error(reply, req, 500, "no_randomness", "the kernel gave no random bytes");
         return;
     }
-    struct call *c = call_new(reply, req, true);
-    tc_store_wh_rotate(store, id, secret, on_endpoint, c);
+    tc_store_wh_rotate(store, id, secret, on_json, call_new(reply, req, shape_with_secret, 200));
 }
