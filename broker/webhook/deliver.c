@@ -67,7 +67,9 @@ struct sock {
 static void
 maybe_finish_close(struct tc_webhook *wh)
 {
-    if (wh->closing && wh->open_handles == 0) {
+    /* A claim still in flight answers into wh: wait for it (the store's
+     * command timeout bounds the wait). */
+    if (wh->closing && wh->open_handles == 0 && !wh->claiming) {
         void (*cb)(void *) = wh->close_cb;
         void *arg = wh->close_arg;
         free(wh);
@@ -389,8 +391,12 @@ on_claimed(void *arg, int status, const struct tc_store_wh_job *jobs, size_t n)
 {
     struct tc_webhook *wh = arg;
     wh->claiming = false;
-    if (status != TC_OK || wh->closing) {
-        return; /* Redis is away, or we are stopping: the next tick tries again */
+    if (wh->closing) {
+        maybe_finish_close(wh); /* the claimed jobs' leases run out */
+        return;
+    }
+    if (status != TC_OK) {
+        return; /* Redis is away: the next tick tries again */
     }
     for (size_t i = 0; i < n; i++) {
         start_attempt(wh, &jobs[i]);
