@@ -160,10 +160,23 @@ wh_by_id(void *arg, struct tc_admin_req *req, const char *const *p, const json_t
 }
 
 static void
+wh_test(void *arg, struct tc_admin_req *req, const char *const *p, const json_t *body)
+{
+    TC_UNUSED(arg);
+    TC_UNUSED(body);
+    if (app.webhook == NULL) {
+        tc_admin_reply_error(req, 503, "unavailable", "tocsind is shutting down");
+        return;
+    }
+    tc_webhook_admin_test(app.webhook, p[0], admin_reply, req);
+}
+
+static void
 register_admin_routes(void)
 {
     static wh_by_id_fn get = tc_webhook_admin_get, del = tc_webhook_admin_delete,
-                       replay = tc_webhook_admin_replay, rotate = tc_webhook_admin_rotate;
+                       replay = tc_webhook_admin_replay, rotate = tc_webhook_admin_rotate,
+                       enable = tc_webhook_admin_enable;
     tc_server_admin_route(app.server, TC_HTTP_POST, "/v1/webhooks", wh_create, NULL);
     tc_server_admin_route(app.server, TC_HTTP_GET, "/v1/webhooks", wh_list, NULL);
     tc_server_admin_route(app.server, TC_HTTP_GET, "/v1/webhooks/{}", wh_by_id, &get);
@@ -171,6 +184,8 @@ register_admin_routes(void)
     tc_server_admin_route(app.server, TC_HTTP_POST, "/v1/webhooks/{}/replay", wh_by_id, &replay);
     tc_server_admin_route(app.server, TC_HTTP_POST, "/v1/webhooks/{}/rotate-secret", wh_by_id,
                           &rotate);
+    tc_server_admin_route(app.server, TC_HTTP_POST, "/v1/webhooks/{}/enable", wh_by_id, &enable);
+    tc_server_admin_route(app.server, TC_HTTP_POST, "/v1/webhooks/{}/test", wh_test, NULL);
 }
 
 /* ---- shutdown ---- */

@@ -72,6 +72,8 @@ const struct tc_config_key tc_config_keys[] = {
      "delays between webhook attempts; after the last, the job is dead-lettered"},
     {"webhook.timeout", "TOCSIN_WEBHOOK_TIMEOUT", TC_CFG_DURATION, OFF(webhook_timeout_ms), "10s", 100, 300000, false, NULL,
      "time a webhook receiver has to answer"},
+    {"webhook.disable_after", "TOCSIN_WEBHOOK_DISABLE_AFTER", TC_CFG_DURATION, OFF(webhook_disable_after_ms), "5d", 0, 31536000000, false, NULL,
+     "an endpoint whose every attempt failed for this long is disabled (0 = never)"},
     {"smtp.url", "TOCSIN_SMTP_URL", TC_CFG_STRING, OFF(smtp_url), "", 0, 1024, true, check_smtp_url,
      "SMTP server (smtp://host:port or smtps://; empty = email disabled)"},
     {"smtp.from", "TOCSIN_SMTP_FROM", TC_CFG_STRING, OFF(smtp_from), "status@localhost", 3, 254, false, NULL,

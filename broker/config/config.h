@@ -53,6 +53,7 @@ struct tc_config {
     uint64_t webhook_retry_ms[TC_RETRY_SCHEDULE_MAX]; /* derived */
     int webhook_retry_count;                          /* derived */
     uint64_t webhook_timeout_ms;
+    uint64_t webhook_disable_after_ms; /* 0 = never */
     /* email */
     char *smtp_url;
     char *smtp_from;

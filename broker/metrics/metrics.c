@@ -51,6 +51,7 @@ static const struct desc counter_desc[TC_M_COUNTER_COUNT] = {
     [TC_M_WEBHOOK_FAILED_NETWORK] = {"tocsin_webhook_failures_total", "reason=\"network\"", NULL},
     [TC_M_WEBHOOK_FAILED_REFUSED] = {"tocsin_webhook_failures_total", "reason=\"address_refused\"", NULL},
     [TC_M_WEBHOOK_DEAD] = {"tocsin_webhook_dead_total", "", "Webhook messages dead-lettered"},
+    [TC_M_WEBHOOK_DISABLED] = {"tocsin_webhook_endpoints_disabled_total", "", "Webhook endpoints disabled (410 Gone, or failing longer than webhook.disable_after)"},
 };
 
 static const struct desc gauge_desc[TC_G_GAUGE_COUNT] = {
@@ -63,6 +64,8 @@ static const struct desc gauge_desc[TC_G_GAUGE_COUNT] = {
     [TC_G_ACTIVE_INCIDENTS] = {"tocsin_active_incidents", "", "Active incidents"},
     [TC_G_SEND_QUEUE_FRAMES] = {"tocsin_send_queue_frames", "", "Frames queued to sessions"},
     [TC_G_WEBHOOK_INFLIGHT] = {"tocsin_webhook_inflight", "", "Webhook attempts in flight on this node"},
+    [TC_G_WEBHOOK_QUEUED] = {"tocsin_webhook_queue_depth", "", "Webhook jobs pending in Redis (every node; sampled each second)"},
+    [TC_G_WEBHOOK_DUE] = {"tocsin_webhook_queue_due", "", "Pending webhook jobs due now and not claimed by any node"},
 };
 
 static const struct desc hist_desc[TC_H_HISTOGRAM_COUNT] = {

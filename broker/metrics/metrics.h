@@ -42,6 +42,7 @@ enum tc_counter {
     TC_M_WEBHOOK_FAILED_NETWORK, /* connect, timeout, reset */
     TC_M_WEBHOOK_FAILED_REFUSED, /* the address guard refused the address */
     TC_M_WEBHOOK_DEAD,
+    TC_M_WEBHOOK_DISABLED, /* endpoints disabled by 410 or by failing too long */
     TC_M_COUNTER_COUNT
 };
 
@@ -55,6 +56,8 @@ enum tc_gauge {
     TC_G_ACTIVE_INCIDENTS,
     TC_G_SEND_QUEUE_FRAMES,
     TC_G_WEBHOOK_INFLIGHT,
+    TC_G_WEBHOOK_QUEUED, /* jobs waiting in Redis, all nodes */
+    TC_G_WEBHOOK_DUE,    /* of those, FIFO heads due now and not leased */
     TC_G_GAUGE_COUNT
 };
 

@@ -169,6 +169,7 @@ const char *const tc_store__script_text[TC_STORE__NSCRIPTS] = {
     [TC_STORE__WH_REPLAY] = tc_store__wh_replay_lua,
     [TC_STORE__WH_ROTATE] = tc_store__wh_rotate_lua,
     [TC_STORE__WH_DISABLE] = tc_store__wh_disable_lua,
+    [TC_STORE__WH_STATS] = tc_store__wh_stats_lua,
 };
 
 #define APPLY_NKEYS 9

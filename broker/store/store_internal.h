@@ -41,6 +41,7 @@ enum tc_store__script {
     TC_STORE__WH_REPLAY,
     TC_STORE__WH_ROTATE,
     TC_STORE__WH_DISABLE,
+    TC_STORE__WH_STATS,
     TC_STORE__NSCRIPTS,
 };
 
@@ -49,7 +50,7 @@ extern const char *const tc_store__script_text[TC_STORE__NSCRIPTS];
 /* The webhook scripts' texts (webhooks.c), listed in tc_store__script_text. */
 extern const char tc_store__wh_claim_lua[], tc_store__wh_complete_lua[], tc_store__wh_get_lua[],
     tc_store__wh_delete_lua[], tc_store__wh_replay_lua[], tc_store__wh_rotate_lua[],
-    tc_store__wh_disable_lua[];
+    tc_store__wh_disable_lua[], tc_store__wh_stats_lua[];
 
 /* The webhook filter matcher in Lua: wh_match(filter, view) on decoded JSON,
  * the same verdict as tc_filter_match (tested against it on a table). A
@@ -86,6 +87,7 @@ extern const char tc_store__wh_claim_lua[], tc_store__wh_complete_lua[], tc_stor
     "  if #eps == 0 then return end\n" \
     "  local view, P, now = cjson.decode(match), ARGV[14], ARGV[15]\n" \
     "  local body = '{\"type\":\"incident.updated\",\"seq\":' .. seq .. ',\"incident\":' .. state .. '}'\n" \
+    "  local n = 0\n" \
     "  for i = 1, #eps, 2 do\n" \
     "    local id, ep = eps[i], cjson.decode(eps[i + 1])\n" \
     "    if ep.disabled ~= true and wh_match(ep.filter, view) then\n" \
@@ -97,8 +99,10 @@ extern const char tc_store__wh_claim_lua[], tc_store__wh_complete_lua[], tc_stor
     "        redis.call('ZADD', KEYS[9], now, id .. '|' .. incident_id)\n" \
     "      end\n" \
     "      redis.call('SADD', P .. 'wh:qs:' .. id, q)\n" \
+    "      n = n + 1\n" \
     "    end\n" \
     "  end\n" \
+    "  if n > 0 then redis.call('INCRBY', P .. 'wh:pending', n) end\n" \
     "end\n"
 /* clang-format on */
 
@@ -130,6 +134,7 @@ struct tc_store__req {
         tc_store_wh_claim_cb wh_claim;
         tc_store_wh_json_cb wh_json;
         tc_store_wh_count_cb wh_count;
+        tc_store_wh_stats_cb wh_stats;
     } cb;
     void *arg;
 };

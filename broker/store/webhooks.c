@@ -9,7 +9,11 @@
  * Keys (P = redis.prefix): P wh:endpoints (hash id -> endpoint JSON),
  * P wh:job:<seq>-<ep> (hash), P wh:q:<ep>:<incident> (FIFO of job ids),
  * P wh:qs:<ep> (set of its FIFO keys), P wh:due (zset "<ep>|<incident>" ->
- * due ms; only FIFO heads), P wh:dead:<ep> (list), P wh:attempts:<ep> (list).
+ * due ms; only FIFO heads), P wh:dead:<ep> (list), P wh:attempts:<ep> (list),
+ * P wh:last:<ep> (hash incident -> seq last delivered, so a replay never
+ * sends an update older than one delivered), P wh:failing (hash ep -> ms of
+ * the first failure of its current failing streak), P wh:pending (count of
+ * queued jobs, for the queue-depth gauge).
  */
 #include "store/store_internal.h"
 
@@ -50,6 +54,16 @@ _Static_assert(TC_STORE_WH_OLD_SECRET_S == 86400, "OLD_SECRET_LUA is out of date
     "    return true\n" \
     "  end\n" \
     "  return false\n" \
+    "end\n" \
+    "-- applies fn to the stored endpoint id of hash key; false if none\n" \
+    "local function ep_update(key, id, fn)\n" \
+    "  local epj = redis.call('HGET', key, id)\n" \
+    "  if not epj then return false end\n" \
+    "  local ep = cjson.decode(epj)\n" \
+    "  fn(ep)\n" \
+    "  epj = ep_encode(ep)\n" \
+    "  redis.call('HSET', key, id, epj)\n" \
+    "  return epj\n" \
     "end\n"
 
 /* KEYS: 1 wh:due, 2 wh:endpoints. ARGV: 1 now ms, 2 lease ms, 3 max, 4 P,
@@ -73,7 +87,9 @@ const char tc_store__wh_claim_lua[] =
     "    redis.call('ZREM', KEYS[1], m)\n"
     "    redis.call('SREM', qs, q)\n"
     "  elseif not ep or ep.disabled == true then\n"
-    "    for _, job in ipairs(redis.call('LRANGE', q, 0, -1)) do\n"
+    "    local jobs = redis.call('LRANGE', q, 0, -1)\n"
+    "    redis.call('DECRBY', P .. 'wh:pending', #jobs)\n"
+    "    for _, job in ipairs(jobs) do\n"
     "      if ep then\n"
     "        redis.call('HSET', P .. 'wh:job:' .. job, 'status', 'dead')\n"
     "        redis.call('RPUSH', P .. 'wh:dead:' .. id, job)\n"
@@ -90,6 +106,7 @@ const char tc_store__wh_claim_lua[] =
     "    if not j[2] then\n"
     /* A head without its hash cannot be sent: skip it, the member stays due. */
     "      redis.call('LPOP', q)\n"
+    "      redis.call('DECR', P .. 'wh:pending')\n"
     "    else\n"
     "      if ep_expire(ep, tonumber(ARGV[5])) then\n"
     "        epj = ep_encode(ep)\n"
@@ -104,15 +121,18 @@ const char tc_store__wh_claim_lua[] =
     "end\n"
     "return out\n";
 
-/* KEYS: 1 wh:due. ARGV: 1 job id, 2 delivered|retry|dead, 3 next due ms,
- * 4 attempt JSON, 5 P, 6 now ms. Returns 1, or 0 when job id is not the head
- * of its FIFO (a stale lease: nothing but the attempt record changes). A
- * delivered job is deleted at once: duplicates are prevented by the FIFO
- * head check, not by the hash, and nothing reads a delivered job again. */
+/* KEYS: 1 wh:due, 2 wh:endpoints. ARGV: 1 job id, 2 delivered|retry|dead,
+ * 3 next due ms, 4 attempt JSON, 5 P, 6 now ms, 7 webhook.disable_after ms
+ * (0 = never). Returns 1; 2 when this failure disabled the endpoint (failing
+ * for longer than disable_after); 0 when job id is not the head of its FIFO
+ * (a stale lease: nothing but the attempt record changes). A delivered job
+ * is deleted at once: duplicates are prevented by the FIFO head check, not
+ * by the hash, and nothing reads a delivered job again. */
 const char tc_store__wh_complete_lua[] =
-    "local P, job = ARGV[5], ARGV[1]\n"
+    EP_LUA
+    "local P, job, now = ARGV[5], ARGV[1], tonumber(ARGV[6])\n"
     "local jk = P .. 'wh:job:' .. job\n"
-    "local j = redis.call('HMGET', jk, 'endpoint', 'incident')\n"
+    "local j = redis.call('HMGET', jk, 'endpoint', 'incident', 'seq')\n"
     "if not j[1] or not j[2] then return 0 end\n"
     "local id, inc = j[1], j[2]\n"
     "local ak = P .. 'wh:attempts:' .. id\n"
@@ -120,6 +140,28 @@ const char tc_store__wh_complete_lua[] =
     "redis.call('LTRIM', ak, 0, 49)\n"
     "local q, m = P .. 'wh:q:' .. id .. ':' .. inc, id .. '|' .. inc\n"
     "if redis.call('LINDEX', q, 0) ~= job then return 0 end\n"
+    /* The failing streak: its start is written into the endpoint once, and
+     * cleared by the first delivery; both are rare, the checks are cheap. */
+    "local fk, ret = P .. 'wh:failing', 1\n"
+    "if ARGV[2] == 'delivered' then\n"
+    "  redis.call('HSET', P .. 'wh:last:' .. id, inc, j[3] or '0')\n"
+    "  if redis.call('HDEL', fk, id) == 1 then\n"
+    "    ep_update(KEYS[2], id, function(ep) ep.failing_since = cjson.null end)\n"
+    "  end\n"
+    "elseif redis.call('HSETNX', fk, id, ARGV[6]) == 1 then\n"
+    "  ep_update(KEYS[2], id, function(ep) ep.failing_since = math.floor(now / 1000) end)\n"
+    "else\n"
+    "  local since, limit = tonumber(redis.call('HGET', fk, id)), tonumber(ARGV[7])\n"
+    "  if limit > 0 and since and now - since >= limit then\n"
+    "    ep_update(KEYS[2], id, function(ep)\n"
+    "      if ep.disabled ~= true then\n"
+    "        ep.disabled = true\n"
+    "        ep.disabled_reason = 'every attempt failed for longer than webhook.disable_after'\n"
+    "        ret = 2\n"
+    "      end\n"
+    "    end)\n"
+    "  end\n"
+    "end\n"
     "if ARGV[2] == 'retry' then\n"
     "  local ok, a = pcall(cjson.decode, ARGV[4])\n"
     "  if not ok or type(a) ~= 'table' then a = {} end\n"
@@ -130,9 +172,10 @@ const char tc_store__wh_complete_lua[] =
     "  redis.call('HINCRBY', jk, 'attempts', 1)\n"
     "  redis.call('HSET', jk, 'last_status', str(a.status), 'last_error', str(a.error))\n"
     "  redis.call('ZADD', KEYS[1], ARGV[3], m)\n"
-    "  return 1\n"
+    "  return ret\n"
     "end\n"
     "redis.call('LPOP', q)\n"
+    "redis.call('DECR', P .. 'wh:pending')\n"
     "if ARGV[2] == 'dead' then\n"
     "  redis.call('HINCRBY', jk, 'attempts', 1)\n"
     "  redis.call('HSET', jk, 'status', 'dead')\n"
@@ -146,7 +189,7 @@ const char tc_store__wh_complete_lua[] =
     "  redis.call('ZREM', KEYS[1], m)\n"
     "  redis.call('SREM', P .. 'wh:qs:' .. id, q)\n"
     "end\n"
-    "return 1\n";
+    "return ret\n";
 
 /* KEYS: 1 wh:endpoints. ARGV: 1 id, 2 P. Returns the JSON text or nil. */
 const char tc_store__wh_get_lua[] =
@@ -170,7 +213,9 @@ const char tc_store__wh_delete_lua[] =
     "if redis.call('HDEL', KEYS[1], id) == 0 then return 0 end\n"
     "local qs, qpre, dk = P .. 'wh:qs:' .. id, P .. 'wh:q:' .. id .. ':', P .. 'wh:dead:' .. id\n"
     "for _, q in ipairs(redis.call('SMEMBERS', qs)) do\n"
-    "  for _, job in ipairs(redis.call('LRANGE', q, 0, -1)) do\n"
+    "  local jobs = redis.call('LRANGE', q, 0, -1)\n"
+    "  redis.call('DECRBY', P .. 'wh:pending', #jobs)\n"
+    "  for _, job in ipairs(jobs) do\n"
     "    redis.call('DEL', P .. 'wh:job:' .. job)\n"
     "  end\n"
     "  redis.call('DEL', q)\n"
@@ -179,56 +224,77 @@ const char tc_store__wh_delete_lua[] =
     "for _, job in ipairs(redis.call('LRANGE', dk, 0, -1)) do\n"
     "  redis.call('DEL', P .. 'wh:job:' .. job)\n"
     "end\n"
-    "redis.call('DEL', qs, dk, P .. 'wh:attempts:' .. id)\n"
+    "redis.call('DEL', qs, dk, P .. 'wh:attempts:' .. id, P .. 'wh:last:' .. id)\n"
+    "redis.call('HDEL', P .. 'wh:failing', id)\n"
     "return 1\n";
 
-/* KEYS: 1 wh:endpoints, 2 wh:due. ARGV: 1 id, 2 P, 3 now ms. Returns the
- * number of jobs moved, or -1 when the endpoint does not exist. */
+/* KEYS: 1 wh:endpoints, 2 wh:due. ARGV: 1 id, 2 P, 3 now ms. Returns
+ * '{"replayed":N,"superseded":M}', -1 when the endpoint does not exist, -2
+ * when it is disabled (its jobs would go straight back to the dead list).
+ * Order (DESIGN §8.3): a dead job goes back only if nothing newer of its
+ * incident was delivered and nothing newer waits in its FIFO (a job waiting
+ * there may be leased right now, so it cannot be put behind the replayed
+ * one). Otherwise it is superseded: the newer message carries the whole
+ * incident state, so dropping the older one loses no state, only a step. */
 const char tc_store__wh_replay_lua[] =
     "local id, P = ARGV[1], ARGV[2]\n"
-    "if redis.call('HEXISTS', KEYS[1], id) == 0 then return -1 end\n"
-    "local dk, n = P .. 'wh:dead:' .. id, 0\n"
+    "local epj = redis.call('HGET', KEYS[1], id)\n"
+    "if not epj then return -1 end\n"
+    "if cjson.decode(epj).disabled == true then return -2 end\n"
+    "local dk, lk, n, gone = P .. 'wh:dead:' .. id, P .. 'wh:last:' .. id, 0, 0\n"
+    "local function seq_of(job) return tonumber(string.match(job or '', '^(%d+)-')) end\n"
     "for _, job in ipairs(redis.call('LRANGE', dk, 0, -1)) do\n"
     "  local jk = P .. 'wh:job:' .. job\n"
     "  local inc = redis.call('HGET', jk, 'incident')\n"
     "  if inc then\n"
-    "    local q = P .. 'wh:q:' .. id .. ':' .. inc\n"
-    "    redis.call('HSET', jk, 'attempts', '0', 'status', 'pending')\n"
-    "    if redis.call('RPUSH', q, job) == 1 then\n"
-    "      redis.call('ZADD', KEYS[2], ARGV[3], id .. '|' .. inc)\n"
+    "    local q, seq = P .. 'wh:q:' .. id .. ':' .. inc, seq_of(job) or 0\n"
+    "    local last = tonumber(redis.call('HGET', lk, inc)) or 0\n"
+    "    local tail = seq_of(redis.call('LINDEX', q, -1)) or 0\n"
+    "    if last > seq or tail > seq then\n"
+    "      redis.call('DEL', jk)\n"
+    "      gone = gone + 1\n"
+    "    else\n"
+    "      redis.call('HSET', jk, 'attempts', '0', 'status', 'pending')\n"
+    "      if redis.call('RPUSH', q, job) == 1 then\n"
+    "        redis.call('ZADD', KEYS[2], ARGV[3], id .. '|' .. inc)\n"
+    "      end\n"
+    "      redis.call('SADD', P .. 'wh:qs:' .. id, q)\n"
+    "      n = n + 1\n"
     "    end\n"
-    "    redis.call('SADD', P .. 'wh:qs:' .. id, q)\n"
-    "    n = n + 1\n"
     "  end\n"
     "end\n"
     "redis.call('DEL', dk)\n"
-    "return n\n";
+    "redis.call('INCRBY', P .. 'wh:pending', n)\n"
+    "return string.format('{\"replayed\":%d,\"superseded\":%d}', n, gone)\n";
 
 /* KEYS: 1 wh:endpoints. ARGV: 1 id, 2 new secret, 3 now s. Returns the new
  * endpoint JSON or nil. Two secrets at most: the new and the previous. */
 const char tc_store__wh_rotate_lua[] =
     EP_LUA
-    "local epj = redis.call('HGET', KEYS[1], ARGV[1])\n"
-    "if not epj then return false end\n"
-    "local ep, now = cjson.decode(epj), tonumber(ARGV[3])\n"
-    "ep_expire(ep, now)\n"
-    "ep.secrets = {ARGV[2], type(ep.secrets) == 'table' and ep.secrets[1] or nil}\n"
-    "ep.old_secret_until = now + " OLD_SECRET_LUA "\n"
-    "epj = ep_encode(ep)\n"
-    "redis.call('HSET', KEYS[1], ARGV[1], epj)\n"
-    "return epj\n";
+    "local now = tonumber(ARGV[3])\n"
+    "return ep_update(KEYS[1], ARGV[1], function(ep)\n"
+    "  ep_expire(ep, now)\n"
+    "  ep.secrets = {ARGV[2], type(ep.secrets) == 'table' and ep.secrets[1] or nil}\n"
+    "  ep.old_secret_until = now + " OLD_SECRET_LUA "\n"
+    "end)\n";
 
-/* KEYS: 1 wh:endpoints. ARGV: 1 id, 2 reason. Returns the endpoint or nil. */
+/* KEYS: 1 wh:endpoints. ARGV: 1 id, 2 reason, or "" to enable again, 3 P.
+ * Returns the endpoint or nil. Enabling starts a new failing streak. */
 const char tc_store__wh_disable_lua[] =
     EP_LUA
-    "local epj = redis.call('HGET', KEYS[1], ARGV[1])\n"
-    "if not epj then return false end\n"
-    "local ep = cjson.decode(epj)\n"
-    "ep.disabled = true\n"
-    "ep.disabled_reason = ARGV[2]\n"
-    "epj = ep_encode(ep)\n"
-    "redis.call('HSET', KEYS[1], ARGV[1], epj)\n"
-    "return epj\n";
+    "local id, reason = ARGV[1], ARGV[2]\n"
+    "if reason == '' then redis.call('HDEL', ARGV[3] .. 'wh:failing', id) end\n"
+    "return ep_update(KEYS[1], id, function(ep)\n"
+    "  ep.disabled = reason ~= ''\n"
+    "  ep.disabled_reason = reason ~= '' and reason or cjson.null\n"
+    "  if reason == '' then ep.failing_since = cjson.null end\n"
+    "end)\n";
+
+/* KEYS: 1 wh:pending, 2 wh:due. ARGV: 1 now ms. Returns {jobs queued, FIFO
+ * heads due now and not leased}. */
+const char tc_store__wh_stats_lua[] =
+    "local n = tonumber(redis.call('GET', KEYS[1]) or '0') or 0\n"
+    "return {n > 0 and n or 0, redis.call('ZCOUNT', KEYS[2], '-inf', ARGV[1])}\n";
 /* clang-format on */
 
 /* ---- sending ---- */
@@ -260,7 +326,7 @@ wh_submit(struct tc_store *s, struct tc_store__req *req, int argc, const char **
 }
 
 /* aux of a count request: how a reply maps to TC_ENOENT. */
-enum { COUNT_PLAIN, COUNT_ZERO_ENOENT, COUNT_NEG_ENOENT };
+enum { COUNT_PLAIN, COUNT_ZERO_ENOENT };
 
 static void
 count_done(struct tc_store__req *req, int status, const redisReply *reply)
@@ -270,8 +336,7 @@ count_done(struct tc_store__req *req, int status, const redisReply *reply)
     if (status == 0) {
         if (reply->type != REDIS_REPLY_INTEGER) {
             status = TC_EIO;
-        } else if ((reply->integer == 0 && req->aux == COUNT_ZERO_ENOENT) ||
-                   (reply->integer < 0 && req->aux == COUNT_NEG_ENOENT)) {
+        } else if (reply->integer == 0 && req->aux == COUNT_ZERO_ENOENT) {
             status = TC_ENOENT;
         } else if (reply->integer < 0) {
             status = TC_EIO;
@@ -285,6 +350,10 @@ count_done(struct tc_store__req *req, int status, const redisReply *reply)
 static void
 json_done(struct tc_store__req *req, int status, const redisReply *reply)
 {
+    /* Scripts answer -1 for "no such endpoint", -2 for "not in this state". */
+    if (status == 0 && reply->type == REDIS_REPLY_INTEGER) {
+        status = reply->integer == -1 ? TC_ENOENT : reply->integer == -2 ? TC_ESTATE : TC_EIO;
+    }
     if (status != 0) {
         req->cb.wh_json(req->arg, status, NULL, 0);
     } else if (reply->type == REDIS_REPLY_NIL) {
@@ -382,7 +451,7 @@ tc_store_wh_complete(struct tc_store *s, const char *job_id, enum tc_store_wh_ou
         [TC_STORE_WH_RETRY] = "retry",
         [TC_STORE_WH_DEAD] = "dead",
     };
-    char *due = NULL, snext[24], snow[24];
+    char *due = NULL, *eps = NULL, snext[24], snow[24], slimit[24];
     struct tc_store__req *req;
     int rc = tc_store__cmd_admit(s);
 
@@ -395,15 +464,18 @@ tc_store_wh_complete(struct tc_store *s, const char *job_id, enum tc_store_wh_ou
         return;
     }
     due = tc_xasprintf("%swh:due", s->cfg->redis_prefix);
+    eps = tc_xasprintf("%swh:endpoints", s->cfg->redis_prefix);
     snprintf(snext, sizeof(snext), "%" PRIu64, next_due_ms);
     snprintf(snow, sizeof(snow), "%" PRIu64, tc_wall_us() / 1000);
+    snprintf(slimit, sizeof(slimit), "%" PRIu64, s->cfg->webhook_disable_after_ms);
     req = wh_req(s, TC_STORE__WH_COMPLETE, count_done, COUNT_PLAIN, arg);
     req->cb.wh_count = cb;
-    wh_submit(s, req, 8,
-              (const char *[]){"1", due, job_id, names[outcome], snext,
+    wh_submit(s, req, 10,
+              (const char *[]){"2", due, eps, job_id, names[outcome], snext,
                                attempt_json != NULL ? attempt_json : "{}", s->cfg->redis_prefix,
-                               snow});
+                               snow, slimit});
     free(due);
+    free(eps);
 }
 
 /* ---- endpoint admin ---- */
@@ -569,8 +641,8 @@ ep_script(struct tc_store *s, bool with_due, int argc, const char **args, struct
 }
 
 static void
-json_script(struct tc_store *s, int script, int argc, const char **args, tc_store_wh_json_cb cb,
-            void *arg)
+json_script(struct tc_store *s, int script, bool with_due, int argc, const char **args,
+            tc_store_wh_json_cb cb, void *arg)
 {
     struct tc_store__req *req;
     int rc = tc_store__cmd_admit(s);
@@ -581,7 +653,7 @@ json_script(struct tc_store *s, int script, int argc, const char **args, tc_stor
     }
     req = wh_req(s, script, json_done, 0, arg);
     req->cb.wh_json = cb;
-    ep_script(s, false, argc, args, req);
+    ep_script(s, with_due, argc, args, req);
 }
 
 static void
@@ -603,7 +675,7 @@ count_script(struct tc_store *s, int script, int aux, int argc, const char **arg
 void
 tc_store_wh_get(struct tc_store *s, const char *id, tc_store_wh_json_cb cb, void *arg)
 {
-    json_script(s, TC_STORE__WH_GET, 2, (const char *[]){id, s->cfg->redis_prefix}, cb, arg);
+    json_script(s, TC_STORE__WH_GET, false, 2, (const char *[]){id, s->cfg->redis_prefix}, cb, arg);
 }
 
 void
@@ -614,13 +686,13 @@ tc_store_wh_delete(struct tc_store *s, const char *id, tc_store_wh_count_cb cb, 
 }
 
 void
-tc_store_wh_replay(struct tc_store *s, const char *id, tc_store_wh_count_cb cb, void *arg)
+tc_store_wh_replay(struct tc_store *s, const char *id, tc_store_wh_json_cb cb, void *arg)
 {
     char now[24];
 
     snprintf(now, sizeof(now), "%" PRIu64, tc_wall_us() / 1000);
-    count_script(s, TC_STORE__WH_REPLAY, COUNT_NEG_ENOENT, 3,
-                 (const char *[]){id, s->cfg->redis_prefix, now}, cb, arg);
+    json_script(s, TC_STORE__WH_REPLAY, true, 3, (const char *[]){id, s->cfg->redis_prefix, now},
+                cb, arg);
 }
 
 void
@@ -630,12 +702,52 @@ tc_store_wh_rotate(struct tc_store *s, const char *id, const char *secret, tc_st
     char now[24];
 
     snprintf(now, sizeof(now), "%" PRIu64, tc_wall_us() / 1000000);
-    json_script(s, TC_STORE__WH_ROTATE, 3, (const char *[]){id, secret, now}, cb, arg);
+    json_script(s, TC_STORE__WH_ROTATE, false, 3, (const char *[]){id, secret, now}, cb, arg);
 }
 
 void
 tc_store_wh_disable(struct tc_store *s, const char *id, const char *reason, tc_store_wh_json_cb cb,
                     void *arg)
 {
-    json_script(s, TC_STORE__WH_DISABLE, 2, (const char *[]){id, reason}, cb, arg);
+    json_script(s, TC_STORE__WH_DISABLE, false, 3,
+                (const char *[]){id, reason != NULL ? reason : "", s->cfg->redis_prefix}, cb, arg);
+}
+
+static void
+stats_done(struct tc_store__req *req, int status, const redisReply *reply)
+{
+    long long v[2] = {0, 0};
+
+    if (status == 0 && (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2)) {
+        status = TC_EIO;
+    }
+    for (size_t i = 0; status == 0 && i < 2; i++) {
+        if (reply->element[i]->type != REDIS_REPLY_INTEGER) {
+            status = TC_EIO;
+        } else {
+            v[i] = reply->element[i]->integer;
+        }
+    }
+    req->cb.wh_stats(req->arg, status, (uint64_t)v[0], (uint64_t)v[1]);
+}
+
+void
+tc_store_wh_stats(struct tc_store *s, uint64_t now_ms, tc_store_wh_stats_cb cb, void *arg)
+{
+    char *pending, *due, snow[24];
+    struct tc_store__req *req;
+    int rc = tc_store__cmd_admit(s);
+
+    if (rc != 0) {
+        cb(arg, rc, 0, 0);
+        return;
+    }
+    pending = tc_xasprintf("%swh:pending", s->cfg->redis_prefix);
+    due = tc_xasprintf("%swh:due", s->cfg->redis_prefix);
+    snprintf(snow, sizeof(snow), "%" PRIu64, now_ms);
+    req = wh_req(s, TC_STORE__WH_STATS, stats_done, 0, arg);
+    req->cb.wh_stats = cb;
+    wh_submit(s, req, 4, (const char *[]){"2", pending, due, snow});
+    free(pending);
+    free(due);
 }

@@ -46,6 +46,9 @@ typedef void (*tc_store_wh_claim_cb)(void *arg, int status, const struct tc_stor
 typedef void (*tc_store_wh_json_cb)(void *arg, int status, const char *json, size_t len);
 /* status 0 with a count (see each function), or an error code and 0. */
 typedef void (*tc_store_wh_count_cb)(void *arg, int status, uint64_t n);
+/* status 0 with the jobs queued in Redis and the FIFO heads due now and not
+ * leased, or an error code and zeros. */
+typedef void (*tc_store_wh_stats_cb)(void *arg, int status, uint64_t queued, uint64_t due);
 
 enum tc_store_wh_outcome {
     TC_STORE_WH_DELIVERED, /* 2xx: the next job of the FIFO becomes due now */
@@ -61,7 +64,9 @@ void tc_store_wh_claim(struct tc_store *s, uint64_t now_ms, uint64_t lease_ms, s
 /* Records the outcome of one attempt of job_id; attempt_json (an object; its
  * "status" and "error" become the job's last_status / last_error on retry)
  * is kept in the endpoint's last attempts either way. n is 1 when applied,
- * 0 when the job is no longer the head of its FIFO (a stale lease). */
+ * 2 when applied and this failure disabled the endpoint (it has failed for
+ * longer than webhook.disable_after; a delivery ends a failing streak), 0
+ * when the job is no longer the head of its FIFO (a stale lease). */
 void tc_store_wh_complete(struct tc_store *s, const char *job_id, enum tc_store_wh_outcome outcome,
                           uint64_t next_due_ms, const char *attempt_json, tc_store_wh_count_cb cb,
                           void *arg);
@@ -79,16 +84,22 @@ void tc_store_wh_get(struct tc_store *s, const char *id, tc_store_wh_json_cb cb,
 /* Deletes the endpoint, its queued and dead jobs and its attempts. n = 1, or
  * TC_ENOENT. */
 void tc_store_wh_delete(struct tc_store *s, const char *id, tc_store_wh_count_cb cb, void *arg);
-/* Moves every dead job back to the tail of its FIFO with attempts 0. n is the
- * number moved; TC_ENOENT for an unknown endpoint. */
-void tc_store_wh_replay(struct tc_store *s, const char *id, tc_store_wh_count_cb cb, void *arg);
+/* Moves the dead jobs back to the tail of their FIFOs with attempts 0,
+ * except those superseded by a newer update of their incident (delivered or
+ * waiting), which are dropped: order per incident holds (DESIGN §8.3).
+ * json is {"replayed":N,"superseded":M}; TC_ENOENT for an unknown endpoint,
+ * TC_ESTATE for a disabled one. */
+void tc_store_wh_replay(struct tc_store *s, const char *id, tc_store_wh_json_cb cb, void *arg);
 /* Puts secret first, keeps the previous one until now + 24 h and drops any
  * older. json is the endpoint. */
 void tc_store_wh_rotate(struct tc_store *s, const char *id, const char *secret,
                         tc_store_wh_json_cb cb, void *arg);
 /* Marks the endpoint disabled with reason: it gets no new jobs, and its
- * queued ones go to the dead list when claimed. json is the endpoint. */
+ * queued ones go to the dead list when claimed. A NULL or empty reason
+ * enables it again (and starts a new failing streak). json is the endpoint. */
 void tc_store_wh_disable(struct tc_store *s, const char *id, const char *reason,
                          tc_store_wh_json_cb cb, void *arg);
+/* Samples the queue for the depth gauges. */
+void tc_store_wh_stats(struct tc_store *s, uint64_t now_ms, tc_store_wh_stats_cb cb, void *arg);
 
 #endif

@@ -6,6 +6,7 @@
  */
 #include "webhook/admin.h"
 #include "model/filter.h"
+#include "webhook/deliver.h"
 #include "webhook/sign.h"
 
 #include <stdio.h>
@@ -21,7 +22,8 @@ struct call {
     tc_webhook_reply_fn reply;
     void *req;
     shape_fn shape;
-    int ok_status; /* 201 for create, 200 otherwise */
+    int ok_status;        /* 201 for create, 200 otherwise */
+    const char *conflict; /* the message of a 409 (TC_ESTATE), if the route has one */
 };
 
 static struct call *
@@ -57,6 +59,8 @@ reply_status(struct call *c, int status)
 {
     if (status == TC_ENOENT) {
         reply_error(c->reply, c->req, 404, "not_found", "no webhook endpoint with this id");
+    } else if (status == TC_ESTATE && c->conflict != NULL) {
+        reply_error(c->reply, c->req, 409, "conflict", c->conflict);
     } else if (status == TC_EINVAL) {
         reply_error(c->reply, c->req, 400, "bad_request", "the endpoint was refused");
     } else {
@@ -95,6 +99,13 @@ on_json(void *arg, int status, const char *json, size_t len)
     free(c);
 }
 
+/* Replay: the store's document as it is. */
+static json_t *
+shape_as_is(json_t *doc)
+{
+    return json_incref(doc);
+}
+
 /* Create and rotate: the endpoint with its newest secret. */
 static json_t *
 shape_with_secret(json_t *doc)
@@ -117,6 +128,13 @@ shape_list(json_t *doc)
         json_array_append_new(out, present(e, false));
     }
     return json_pack("{s:o}", "webhooks", out);
+}
+
+/* Enable: the endpoint without secrets. */
+static json_t *
+shape_endpoint(json_t *doc)
+{
+    return present(doc, false);
 }
 
 /* Show: the store's document with the endpoint's secrets removed. */
@@ -246,7 +264,42 @@ void
 tc_webhook_admin_replay(struct tc_store *store, const char *id, tc_webhook_reply_fn reply,
                         void *req)
 {
-    tc_store_wh_replay(store, id, on_count, count_call_new(reply, req, "replayed"));
+    struct call *c = call_new(reply, req, shape_as_is, 200);
+    c->conflict = "the endpoint is disabled: POST /v1/webhooks/{id}/enable first, or its "
+                  "replayed messages go straight back to the dead list";
+    tc_store_wh_replay(store, id, on_json, c);
+}
+
+void
+tc_webhook_admin_enable(struct tc_store *store, const char *id, tc_webhook_reply_fn reply,
+                        void *req)
+{
+    tc_store_wh_disable(store, id, NULL, on_json, call_new(reply, req, shape_endpoint, 200));
+}
+
+/* A test message in flight. */
+static void
+on_test_sent(void *arg, int rc, const struct tc_webhook_test_result *r)
+{
+    struct call *c = arg;
+    if (rc != TC_OK) {
+        reply_status(c, rc);
+    } else {
+        json_t *doc = json_pack("{s:s,s:b,s:I,s:s?,s:I}", "webhook_id", r->webhook_id, "delivered",
+                                r->error == NULL, "status", (json_int_t)r->status, "error",
+                                r->error, "duration_ms", (json_int_t)r->duration_ms);
+        reply_json(c->reply, c->req, 200, doc);
+        json_decref(doc);
+    }
+    free(c);
+}
+
+void
+tc_webhook_admin_test(struct tc_webhook *wh, const char *id, tc_webhook_reply_fn reply, void *req)
+{
+    struct call *c = call_new(reply, req, NULL, 200);
+    c->conflict = "tocsind is shutting down, or the endpoint record is unusable";
+    tc_webhook_send_test(wh, id, on_test_sent, c);
 }
 
 void

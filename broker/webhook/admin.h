@@ -1,7 +1,7 @@
 /* tocsin — SPDX-License-Identifier: MIT
  *
- * The webhook admin API (DESIGN §5): create, list, show, delete, replay and
- * rotate-secret on top of the store's endpoint registry. It knows no HTTP
+ * The webhook admin API (DESIGN §5): create, list, show, delete, replay,
+ * rotate-secret, enable and test on top of the store's endpoint registry. It knows no HTTP
  * server: each call answers once through the reply function main.c passes
  * (the admin API's). Secrets are shown on create and rotate only.
  * @loop main.
@@ -10,6 +10,8 @@
 #define TC_WEBHOOK_ADMIN_H
 
 #include "store/webhooks.h"
+
+struct tc_webhook;
 
 #include <jansson.h>
 
@@ -29,5 +31,13 @@ void tc_webhook_admin_replay(struct tc_store *store, const char *id, tc_webhook_
                              void *req);
 void tc_webhook_admin_rotate(struct tc_store *store, const char *id, tc_webhook_reply_fn reply,
                              void *req);
+/* POST /v1/webhooks/{id}/enable: clears "disabled" (410 or failing too long). */
+void tc_webhook_admin_enable(struct tc_store *store, const char *id, tc_webhook_reply_fn reply,
+                             void *req);
+/* POST /v1/webhooks/{id}/test: sends a signed test message now and answers
+ * 200 {"webhook_id","delivered","status","error","duration_ms"} once the
+ * receiver answered (or webhook.timeout passed). */
+void tc_webhook_admin_test(struct tc_webhook *wh, const char *id, tc_webhook_reply_fn reply,
+                           void *req);
 
 #endif

@@ -101,7 +101,7 @@ def test_rotate_replay_delete(admin):
     assert status == 200, rotated
     assert rotated["secret"].startswith("whsec_") and rotated["secret"] != e["secret"]
     status, doc = call(admin, "POST", f"/v1/webhooks/{e['id']}/replay")
-    assert (status, doc) == (200, {"replayed": 0})
+    assert (status, doc) == (200, {"replayed": 0, "superseded": 0})
     status, doc = call(admin, "DELETE", f"/v1/webhooks/{e['id']}")
     assert (status, doc) == (200, {"deleted": 1})
     for method, path in (("GET", f"/v1/webhooks/{e['id']}"),

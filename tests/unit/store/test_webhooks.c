@@ -141,13 +141,52 @@ count_call(struct fx *fx, void (*fn)(struct tc_store *, const char *, tc_store_w
     return r.status;
 }
 
+static void
+on_stats(void *arg, int status, uint64_t queued, uint64_t due)
+{
+    struct wh_res *r = arg;
+
+    assert_false(r->done);
+    r->done = true;
+    r->status = status;
+    r->n = queued;
+    r->njobs = (size_t)due;
+}
+
+/* The queue gauges' sample: jobs queued, heads due now. */
+static void
+stats(struct fx *fx, uint64_t now, uint64_t *queued, uint64_t *due)
+{
+    struct wh_res r = {0};
+
+    tc_store_wh_stats(fx->s, now, on_stats, &r);
+    wait_res(fx, &r);
+    assert_int_equal(r.status, 0);
+    *queued = r.n;
+    *due = r.njobs;
+}
+
+/* A store call that answers a JSON text about one endpoint. */
+static int
+json_call(struct fx *fx, void (*fn)(struct tc_store *, const char *, tc_store_wh_json_cb, void *),
+          const char *id, struct wh_res *r)
+{
+    memset(r, 0, sizeof(*r));
+    fn(fx->s, id, on_json, r);
+    wait_res(fx, r);
+    return r->status;
+}
+
 static int
 get(struct fx *fx, const char *id, struct wh_res *r)
 {
-    memset(r, 0, sizeof(*r));
-    tc_store_wh_get(fx->s, id, on_json, r);
-    wait_res(fx, r);
-    return r->status;
+    return json_call(fx, tc_store_wh_get, id, r);
+}
+
+static int
+replay(struct fx *fx, const char *id, struct wh_res *r)
+{
+    return json_call(fx, tc_store_wh_replay, id, r);
 }
 
 static uint64_t
@@ -268,8 +307,8 @@ test_retry_dead_replay(void **state)
 {
     struct fx fx;
     struct wh_res r;
-    uint64_t s1, s2, n, now;
-    char j1[64], j2[64], jk[96];
+    uint64_t s1, s2, s3, s4, now, queued, due;
+    char j1[64], j2[64], j3[64], j4[64], jk[96];
     redisReply *rr;
 
     (void)state;
@@ -300,16 +339,42 @@ test_retry_dead_replay(void **state)
     assert_int_equal(get(&fx, "a", &r), 0);
     assert_non_null(strstr(r.json, "\"pending\":1,\"dead\":1}"));
     assert_non_null(strstr(r.json, "\"attempts\":[{\"status\":500},{\"status\":503,"));
-    /* Replay: back at the tail with attempts 0, after j2. */
-    assert_int_equal(count_call(&fx, tc_store_wh_replay, "a", &n), 0);
-    assert_int_equal(n, 1);
+    /* Replay while j2 waits in the FIFO: j1 is superseded (sending it after
+     * j2 would show an older state after a newer one), not re-queued. */
+    assert_int_equal(replay(&fx, "a", &r), 0);
+    assert_string_equal(r.json, "{\"replayed\":0,\"superseded\":1}");
     assert_int_equal(llen(&fx, "wh:dead:a"), 0);
-    assert_int_equal(llen(&fx, "wh:q:a:inc1"), 2);
-    assert_int_equal(complete(&fx, j2, TC_STORE_WH_DELIVERED, 0, "{\"status\":200}"), 1);
+    assert_int_equal(llen(&fx, "wh:q:a:inc1"), 1);
+    snprintf(jk, sizeof(jk), "wh:job:%s", j1);
+    assert_int_equal(redis_int("EXISTS %s", key(&fx, jk)), 0);
+    /* j2 dead, then a newer j3 delivered: j2 is superseded too. */
+    assert_int_equal(complete(&fx, j2, TC_STORE_WH_DEAD, 0, "{\"status\":500}"), 1);
+    apply(&fx, "e3", "inc1", 3, "monitoring", "[\"api\"]", NULL, T2, &s3);
+    snprintf(j3, sizeof(j3), "%" PRIu64 "-a", s3);
     assert_int_equal(claim(&fx, wall_ms() + 10, 60000, &r), 1);
-    assert_string_equal(r.jobs[0].job_id, j1);
+    assert_string_equal(r.jobs[0].job_id, j3);
+    assert_int_equal(complete(&fx, j3, TC_STORE_WH_DELIVERED, 0, "{\"status\":200}"), 1);
+    assert_int_equal(replay(&fx, "a", &r), 0);
+    assert_string_equal(r.json, "{\"replayed\":0,\"superseded\":1}");
+    /* A dead job with nothing newer goes back with attempts 0. */
+    apply(&fx, "e4", "inc2", 1, "investigating", "[\"api\"]", NULL, T1, &s4);
+    snprintf(j4, sizeof(j4), "%" PRIu64 "-a", s4);
+    assert_int_equal(claim(&fx, wall_ms() + 10, 60000, &r), 1);
+    assert_int_equal(complete(&fx, j4, TC_STORE_WH_DEAD, 0, "{\"status\":500}"), 1);
+    stats(&fx, wall_ms() + 10, &queued, &due);
+    assert_int_equal(queued, 0);
+    assert_int_equal(replay(&fx, "a", &r), 0);
+    assert_string_equal(r.json, "{\"replayed\":1,\"superseded\":0}");
+    stats(&fx, wall_ms() + 10, &queued, &due);
+    assert_int_equal(queued, 1);
+    assert_int_equal(due, 1);
+    assert_int_equal(claim(&fx, wall_ms() + 10, 60000, &r), 1);
+    assert_string_equal(r.jobs[0].job_id, j4);
     assert_int_equal(r.jobs[0].attempts, 0);
-    assert_int_equal(count_call(&fx, tc_store_wh_replay, "nope", NULL), TC_ENOENT);
+    stats(&fx, wall_ms() + 10, &queued, &due);
+    assert_int_equal(queued, 1);
+    assert_int_equal(due, 0); /* leased */
+    assert_int_equal(replay(&fx, "nope", &r), TC_ENOENT);
     fx_fini(&fx);
 }
 
@@ -413,6 +478,66 @@ test_disabled_jobs_dead(void **state)
     assert_int_equal(claim(&fx, wall_ms() + 10, 1000, &r), 0);
     assert_int_equal(llen(&fx, "wh:dead:a"), 2);
     assert_int_equal(redis_int("ZCARD %s", key(&fx, "wh:due")), 0);
+    assert_int_equal(redis_int("GET %s", key(&fx, "wh:pending")), 0);
+    /* No replay into a disabled endpoint; enabled again, it replays. */
+    assert_int_equal(replay(&fx, "a", &r), TC_ESTATE);
+    memset(&r, 0, sizeof(r));
+    tc_store_wh_disable(fx.s, "a", NULL, on_json, &r);
+    wait_res(&fx, &r);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.json, "\"disabled\":false"));
+    assert_int_equal(replay(&fx, "a", &r), 0);
+    assert_string_equal(r.json, "{\"replayed\":2,\"superseded\":0}");
+    assert_int_equal(claim(&fx, wall_ms() + 10, 1000, &r), 1);
+    fx_fini(&fx);
+}
+
+/* webhook.disable_after: a failing streak longer than it disables the
+ * endpoint; a delivery ends the streak. */
+static void
+test_failing_too_long_disables(void **state)
+{
+    struct fx fx;
+    struct wh_res r = {0};
+    uint64_t s1, s2;
+    char j1[64], j2[64];
+
+    (void)state;
+    fx_init(&fx, "2s");
+    fx.cfg.webhook_disable_after_ms = 60000;
+    assert_int_equal(create(&fx, "a", "{\"url\":\"https://a.example/h\"}"), 0);
+    apply(&fx, "e1", "inc1", 1, "investigating", "[\"api\"]", NULL, T1, &s1);
+    apply(&fx, "e2", "inc2", 1, "investigating", "[\"api\"]", NULL, T1, &s2);
+    snprintf(j1, sizeof(j1), "%" PRIu64 "-a", s1);
+    snprintf(j2, sizeof(j2), "%" PRIu64 "-a", s2);
+    assert_int_equal(claim(&fx, wall_ms() + 10, 60000, &r), 2);
+    assert_int_equal(complete(&fx, j1, TC_STORE_WH_RETRY, 0, "{\"status\":500}"), 1);
+    assert_int_equal(get(&fx, "a", &r), 0);
+    assert_null(strstr(r.json, "\"failing_since\":null"));
+    /* A delivery ends the streak. */
+    assert_int_equal(complete(&fx, j2, TC_STORE_WH_DELIVERED, 0, "{\"status\":200}"), 1);
+    assert_int_equal(get(&fx, "a", &r), 0);
+    assert_non_null(strstr(r.json, "\"failing_since\":null"));
+    /* A new streak that began over a minute ago: the next failure disables. */
+    assert_int_equal(complete(&fx, j1, TC_STORE_WH_RETRY, 0, "{\"status\":500}"), 1);
+    redisReply *rr = redis_cmd("HSET %s a %llu", key(&fx, "wh:failing"),
+                               (unsigned long long)(wall_ms() - 61000));
+    freeReplyObject(rr);
+    assert_int_equal(complete(&fx, j1, TC_STORE_WH_RETRY, 0, "{\"status\":500}"), 2);
+    assert_int_equal(get(&fx, "a", &r), 0);
+    assert_non_null(strstr(r.json, "\"disabled\":true"));
+    assert_non_null(strstr(r.json, "webhook.disable_after"));
+    /* Already disabled: later failures say 1, not 2 again. */
+    assert_int_equal(complete(&fx, j1, TC_STORE_WH_RETRY, 0, "{\"status\":500}"), 1);
+    /* 0 = never. */
+    fx.cfg.webhook_disable_after_ms = 0;
+    memset(&r, 0, sizeof(r));
+    tc_store_wh_disable(fx.s, "a", NULL, on_json, &r);
+    wait_res(&fx, &r);
+    assert_int_equal(complete(&fx, j1, TC_STORE_WH_RETRY, 0, "{\"status\":500}"), 1);
+    rr = redis_cmd("HSET %s a 1", key(&fx, "wh:failing"));
+    freeReplyObject(rr);
+    assert_int_equal(complete(&fx, j1, TC_STORE_WH_RETRY, 0, "{\"status\":500}"), 1);
     fx_fini(&fx);
 }
 
@@ -501,6 +626,7 @@ main(void)
         cmocka_unit_test(test_delete_drops_jobs),
         cmocka_unit_test(test_rotate),
         cmocka_unit_test(test_disabled_jobs_dead),
+        cmocka_unit_test(test_failing_too_long_disables),
         cmocka_unit_test(test_lua_matches_c),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
