@@ -1,8 +1,8 @@
 /* tocsin — SPDX-License-Identifier: MIT
  *
- * The webhook deliverer (see deliver.h): a claim timer, libcurl multi driven
- * by uv_poll and a uv timer (curl's socket API), one easy handle per attempt
- * (connections are reused from the multi handle's pool), and the outcome
+ * The webhook deliverer (see deliver.h): a claim timer, one libcurl easy
+ * handle per attempt on the loop's curl driver (net/curl_uv.h; connections
+ * are reused from its pool), and the outcome
  * written back to the store. It decides neither order nor leases: the store
  * hands out only the head job of each (endpoint, incident) queue.
  * @loop main.
@@ -10,6 +10,7 @@
 #include "webhook/deliver.h"
 #include "log/log.h"
 #include "metrics/metrics.h"
+#include "net/curl_uv.h"
 #include "webhook/guard.h"
 #include "webhook/retry.h"
 #include "webhook/sign.h"
@@ -53,8 +54,8 @@ struct tc_webhook {
     uv_loop_t *loop;
     const struct tc_config *cfg;
     struct tc_store *store;
-    CURLM *multi;
-    uv_timer_t curl_timer, claim_timer;
+    struct tc_curl_uv *curl; /* NULL once closed */
+    uv_timer_t claim_timer;
     size_t inflight;
     struct attempt inflight_list; /* list head */
     bool claiming, claim_again, closing;
@@ -62,16 +63,9 @@ struct tc_webhook {
     int recording;      /* store requests (outcomes, test reads) not yet answered */
     bool sampling;      /* a stats request is in flight */
     uint64_t last_stats_ms;
-    int open_handles; /* uv handles not yet closed */
+    int open_handles; /* the claim timer and the curl driver, until closed */
     void (*close_cb)(void *arg);
     void *close_arg;
-};
-
-/* One socket curl asked us to watch. */
-struct sock {
-    uv_poll_t poll; /* first: the close callback frees the struct */
-    struct tc_webhook *wh;
-    curl_socket_t fd;
 };
 
 static void
@@ -91,19 +85,17 @@ maybe_finish_close(struct tc_webhook *wh)
 }
 
 static void
-on_sock_closed(uv_handle_t *h)
+on_timer_closed(uv_handle_t *h)
 {
-    struct sock *s = (struct sock *)h;
-    struct tc_webhook *wh = s->wh;
-    free(s);
+    struct tc_webhook *wh = h->data;
     wh->open_handles--;
     maybe_finish_close(wh);
 }
 
 static void
-on_timer_closed(uv_handle_t *h)
+on_curl_closed(void *arg)
 {
-    struct tc_webhook *wh = h->data;
+    struct tc_webhook *wh = arg;
     wh->open_handles--;
     maybe_finish_close(wh);
 }
@@ -267,97 +259,22 @@ finish(struct attempt *a, CURLcode cc)
     }
 }
 
+/* A transfer ended: its outcome is recorded (or answered, for a test). */
 static void
-check_done(struct tc_webhook *wh)
-{
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(wh->multi, &left)) != NULL) {
-        if (msg->msg != CURLMSG_DONE) {
-            continue;
-        }
-        struct attempt *a = NULL;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&a);
-        CURLcode cc = msg->data.result;
-        curl_multi_remove_handle(wh->multi, a->easy);
-        a->prev->next = a->next;
-        a->next->prev = a->prev;
-        finish(a, cc);
-        attempt_free(a);
-        wh->inflight--;
-        tc_metrics_gauge_set(TC_G_WEBHOOK_INFLIGHT, (int64_t)wh->inflight);
-    }
-}
-
-/* ---- curl on the loop ---- */
-
-static void
-on_poll(uv_poll_t *p, int status, int events)
-{
-    struct sock *s = (struct sock *)p;
-    int flags = 0;
-    if (status < 0) {
-        flags = CURL_CSELECT_ERR;
-    } else {
-        flags |= (events & UV_READABLE) ? CURL_CSELECT_IN : 0;
-        flags |= (events & UV_WRITABLE) ? CURL_CSELECT_OUT : 0;
-    }
-    int running;
-    struct tc_webhook *wh = s->wh;
-    curl_multi_socket_action(wh->multi, s->fd, flags, &running);
-    check_done(wh);
-}
-
-static int
-on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+on_transfer_done(void *arg, CURL *easy, CURLcode cc)
 {
     TC_UNUSED(easy);
-    struct tc_webhook *wh = userp;
-    struct sock *s = socketp;
-    if (what == CURL_POLL_REMOVE) {
-        if (s != NULL) {
-            uv_poll_stop(&s->poll);
-            uv_close((uv_handle_t *)&s->poll, on_sock_closed);
-            curl_multi_assign(wh->multi, fd, NULL);
-        }
-        return 0;
-    }
-    if (s == NULL) {
-        s = tc_xcalloc(1, sizeof(*s));
-        s->wh = wh;
-        s->fd = fd;
-        uv_poll_init_socket(wh->loop, &s->poll, fd);
-        wh->open_handles++;
-        curl_multi_assign(wh->multi, fd, s);
-    }
-    int events = 0;
-    events |= (what & CURL_POLL_IN) ? UV_READABLE : 0;
-    events |= (what & CURL_POLL_OUT) ? UV_WRITABLE : 0;
-    uv_poll_start(&s->poll, events, on_poll);
-    return 0;
+    struct attempt *a = arg;
+    struct tc_webhook *wh = a->wh;
+    a->prev->next = a->next;
+    a->next->prev = a->prev;
+    finish(a, cc);
+    attempt_free(a);
+    wh->inflight--;
+    tc_metrics_gauge_set(TC_G_WEBHOOK_INFLIGHT, (int64_t)wh->inflight);
 }
 
-static void
-on_curl_timer(uv_timer_t *t)
-{
-    struct tc_webhook *wh = t->data;
-    int running;
-    curl_multi_socket_action(wh->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(wh);
-}
-
-static int
-on_curl_timeout(CURLM *multi, long timeout_ms, void *userp)
-{
-    TC_UNUSED(multi);
-    struct tc_webhook *wh = userp;
-    if (timeout_ms < 0) {
-        uv_timer_stop(&wh->curl_timer);
-    } else {
-        uv_timer_start(&wh->curl_timer, on_curl_timer, (uint64_t)timeout_ms, 0);
-    }
-    return 0;
-}
+/* ---- the address guard ---- */
 
 /* The address guard, at connect time: after DNS, before the socket exists,
  * so a name that resolves to a private address is refused too (DESIGN §5). */
@@ -427,7 +344,6 @@ attempt_start(struct tc_webhook *wh, const json_t *ep, const char *endpoint_id, 
     a->headers = curl_slist_append(a->headers, "Expect:"); /* no 100-continue round trip */
     CURL *e = a->easy;
     curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, a);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, a->headers);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, a->body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)body_len);
@@ -445,7 +361,7 @@ attempt_start(struct tc_webhook *wh, const json_t *ep, const char *endpoint_id, 
     wh->inflight_list.prev->next = a;
     wh->inflight_list.prev = a;
     tc_metrics_gauge_set(TC_G_WEBHOOK_INFLIGHT, (int64_t)wh->inflight);
-    curl_multi_add_handle(wh->multi, e);
+    tc_curl_uv_add(wh->curl, e, on_transfer_done, a);
     return a;
 }
 
@@ -590,16 +506,10 @@ tc_webhook_new(uv_loop_t *loop, const struct tc_config *cfg, struct tc_store *st
     wh->cfg = cfg;
     wh->store = store;
     wh->inflight_list.next = wh->inflight_list.prev = &wh->inflight_list;
-    wh->multi = curl_multi_init();
-    curl_multi_setopt(wh->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-    curl_multi_setopt(wh->multi, CURLMOPT_SOCKETDATA, wh);
-    curl_multi_setopt(wh->multi, CURLMOPT_TIMERFUNCTION, on_curl_timeout);
-    curl_multi_setopt(wh->multi, CURLMOPT_TIMERDATA, wh);
     /* Keep-alive per endpoint: a few connections per host, reused. */
-    curl_multi_setopt(wh->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 8L);
-    uv_timer_init(loop, &wh->curl_timer);
+    wh->curl = tc_curl_uv_new(loop, 8);
     uv_timer_init(loop, &wh->claim_timer);
-    wh->curl_timer.data = wh->claim_timer.data = wh;
+    wh->claim_timer.data = wh;
     wh->open_handles = 2;
     return wh;
 }
@@ -617,13 +527,12 @@ tc_webhook_close(struct tc_webhook *wh, void (*close_cb)(void *arg), void *arg)
     wh->close_cb = close_cb;
     wh->close_arg = arg;
     uv_timer_stop(&wh->claim_timer);
-    /* Abandon what is in flight: the removals close curl's sockets, which
-     * closes our polls through on_curl_socket. */
+    /* Abandon what is in flight. */
     while (wh->inflight_list.next != &wh->inflight_list) {
         struct attempt *a = wh->inflight_list.next;
         a->prev->next = a->next;
         a->next->prev = a->prev;
-        curl_multi_remove_handle(wh->multi, a->easy);
+        tc_curl_uv_remove(wh->curl, a->easy);
         if (a->test_cb != NULL) {
             struct tc_webhook_test_result r = {.webhook_id = a->job_id, .error = "shutting down"};
             a->test_cb(a->test_arg, TC_OK, &r);
@@ -631,8 +540,7 @@ tc_webhook_close(struct tc_webhook *wh, void (*close_cb)(void *arg), void *arg)
         attempt_free(a);
     }
     wh->inflight = 0;
-    curl_multi_cleanup(wh->multi);
-    uv_timer_stop(&wh->curl_timer);
-    uv_close((uv_handle_t *)&wh->curl_timer, on_timer_closed);
+    tc_curl_uv_close(wh->curl, on_curl_closed, wh);
+    wh->curl = NULL;
     uv_close((uv_handle_t *)&wh->claim_timer, on_timer_closed);
 }
