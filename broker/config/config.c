@@ -20,6 +20,7 @@ static int check_redis_url(struct tc_config *cfg, struct tc_error *err);
 static int check_retry_schedule(struct tc_config *cfg, struct tc_error *err);
 static int check_public_url(struct tc_config *cfg, struct tc_error *err);
 static int check_smtp_url(struct tc_config *cfg, struct tc_error *err);
+static int check_email_retry_schedule(struct tc_config *cfg, struct tc_error *err);
 static int check_log_level(struct tc_config *cfg, struct tc_error *err);
 static int check_origins(struct tc_config *cfg, struct tc_error *err);
 static int check_topics(struct tc_config *cfg, struct tc_error *err);
@@ -78,8 +79,32 @@ const struct tc_config_key tc_config_keys[] = {
      "SMTP server (smtp://host:port or smtps://; empty = email disabled)"},
     {"smtp.from", "TOCSIN_SMTP_FROM", TC_CFG_STRING, OFF(smtp_from), "status@localhost", 3, 254, false, NULL,
      "sender address of emails"},
+    {"smtp.username", "TOCSIN_SMTP_USERNAME", TC_CFG_STRING, OFF(smtp_username), "", 0, 256, true, NULL,
+     "SMTP AUTH user (empty = no authentication)"},
+    {"smtp.password", "TOCSIN_SMTP_PASSWORD", TC_CFG_STRING, OFF(smtp_password), "", 0, 1024, true, NULL,
+     "SMTP AUTH password"},
+    {"smtp.starttls", "TOCSIN_SMTP_STARTTLS", TC_CFG_BOOL, OFF(smtp_starttls), "false", 0, 0, false, NULL,
+     "require STARTTLS on an smtp:// server (smtps:// is TLS from the start)"},
+    {"smtp.ca_file", "TOCSIN_SMTP_CA_FILE", TC_CFG_STRING, OFF(smtp_ca_file), "", 0, 1024, false, NULL,
+     "CA certificates (PEM) that verify the SMTP server; empty = the system's"},
+    {"smtp.max_connections", "TOCSIN_SMTP_MAX_CONNECTIONS", TC_CFG_INT, OFF(smtp_max_connections), "4", 1, 64, false, NULL,
+     "mails sent at once by one node (each on its own, reused, SMTP connection)"},
+    {"smtp.timeout", "TOCSIN_SMTP_TIMEOUT", TC_CFG_DURATION, OFF(smtp_timeout_ms), "30s", 1000, 600000, false, NULL,
+     "longest one mail may take to send"},
     {"email.coalesce", "TOCSIN_EMAIL_COALESCE", TC_CFG_DURATION, OFF(email_coalesce_ms), "60s", 0, 86400000, false, NULL,
      "updates to one subscriber within this window become one email"},
+    {"email.retry_schedule", "TOCSIN_EMAIL_RETRY_SCHEDULE", TC_CFG_STRING, OFF(email_retry_schedule), "1m,5m,15m,30m,1h,2h,4h,8h,8h", 1, 512, false, check_email_retry_schedule,
+     "delays between attempts after a 4xx or connection failure; after the last, the mail is failed"},
+    {"email.templates_dir", "TOCSIN_EMAIL_TEMPLATES_DIR", TC_CFG_STRING, OFF(email_templates_dir), "", 0, 1024, false, NULL,
+     "directory whose files replace built-in templates of the same name (empty = built-ins)"},
+    {"email.link_secret", "TOCSIN_EMAIL_LINK_SECRET", TC_CFG_STRING, OFF(email_link_secret), "", 0, 1024, true, NULL,
+     "key that signs confirm and unsubscribe links (empty = generated once and kept in Redis)"},
+    {"email.rate_per_ip", "TOCSIN_EMAIL_RATE_PER_IP", TC_CFG_INT, OFF(email_rate_per_ip), "10", 1, 1000000, false, NULL,
+     "self-service subscriptions one client IP may ask for per hour"},
+    {"email.rate_per_address", "TOCSIN_EMAIL_RATE_PER_ADDRESS", TC_CFG_INT, OFF(email_rate_per_address), "3", 1, 1000, false, NULL,
+     "confirmation mails one address may get per day"},
+    {"email.confirm_ttl", "TOCSIN_EMAIL_CONFIRM_TTL", TC_CFG_DURATION, OFF(email_confirm_ttl_ms), "7d", 60000, 31536000000, false, NULL,
+     "how long a confirmation link works"},
     {"log.level", "TOCSIN_LOG_LEVEL", TC_CFG_STRING, OFF(log_level), "info", 4, 5, false, check_log_level,
      "least severe level logged: debug, info, warn, error"},
     {"shutdown.timeout", "TOCSIN_SHUTDOWN_TIMEOUT", TC_CFG_DURATION, OFF(shutdown_timeout_ms), "10s", 100, 600000, false, NULL,
@@ -521,27 +546,41 @@ check_redis_url(struct tc_config *cfg, struct tc_error *err)
 }
 
 static int
-check_retry_schedule(struct tc_config *cfg, struct tc_error *err)
+parse_schedule(const char *key, const char *text, struct tc_retry_schedule *sched,
+               struct tc_error *err)
 {
     size_t n;
-    char **parts = split_list(cfg->webhook_retry_schedule, &n);
+    char **parts = split_list(text, &n);
     int rc = TC_OK;
     if (n == 0 || n > TC_RETRY_SCHEDULE_MAX) {
-        rc = tc_error_set(err, TC_EINVAL, "webhook.retry_schedule: needs 1 to %d durations",
-                          TC_RETRY_SCHEDULE_MAX);
+        rc =
+            tc_error_set(err, TC_EINVAL, "%s: needs 1 to %d durations", key, TC_RETRY_SCHEDULE_MAX);
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        if (tc_parse_duration_ms(parts[i], &cfg->webhook_retry_ms[i]) != TC_OK) {
-            rc = tc_error_set(err, TC_EINVAL, "webhook.retry_schedule: \"%s\" is not a duration",
-                              parts[i]);
+        if (tc_parse_duration_ms(parts[i], &sched->ms[i]) != TC_OK) {
+            rc = tc_error_set(err, TC_EINVAL, "%s: \"%s\" is not a duration", key, parts[i]);
             goto out;
         }
     }
-    cfg->webhook_retry_count = (int)n;
+    sched->count = (int)n;
 out:
     free_list(parts);
     return rc;
+}
+
+static int
+check_retry_schedule(struct tc_config *cfg, struct tc_error *err)
+{
+    return parse_schedule("webhook.retry_schedule", cfg->webhook_retry_schedule,
+                          &cfg->webhook_retry, err);
+}
+
+static int
+check_email_retry_schedule(struct tc_config *cfg, struct tc_error *err)
+{
+    return parse_schedule("email.retry_schedule", cfg->email_retry_schedule, &cfg->email_retry,
+                          err);
 }
 
 static bool

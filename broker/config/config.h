@@ -15,6 +15,13 @@
 
 #define TC_RETRY_SCHEDULE_MAX 16
 
+/* A retry schedule: the delay before each retry, parsed from a list such
+ * as "5s,5m,30m". */
+struct tc_retry_schedule {
+    uint64_t ms[TC_RETRY_SCHEDULE_MAX];
+    int count;
+};
+
 struct tc_config {
     /* http */
     char *http_listen;     /* "host:port" */
@@ -50,14 +57,26 @@ struct tc_config {
     /* webhook */
     bool webhook_allow_private;
     char *webhook_retry_schedule;
-    uint64_t webhook_retry_ms[TC_RETRY_SCHEDULE_MAX]; /* derived */
-    int webhook_retry_count;                          /* derived */
+    struct tc_retry_schedule webhook_retry; /* derived */
     uint64_t webhook_timeout_ms;
     uint64_t webhook_disable_after_ms; /* 0 = never */
     /* email */
     char *smtp_url;
     char *smtp_from;
+    char *smtp_username;
+    char *smtp_password;
+    bool smtp_starttls; /* require STARTTLS on smtp:// */
+    char *smtp_ca_file; /* "" = the system's CAs */
+    int64_t smtp_max_connections;
+    uint64_t smtp_timeout_ms;
     uint64_t email_coalesce_ms;
+    char *email_retry_schedule;
+    struct tc_retry_schedule email_retry; /* derived */
+    char *email_templates_dir;            /* "" = built-in templates only */
+    char *email_link_secret;              /* "" = generated once, shared through Redis */
+    int64_t email_rate_per_ip;            /* self-service subscriptions per IP per hour */
+    int64_t email_rate_per_address;       /* confirmation mails per address per day */
+    uint64_t email_confirm_ttl_ms;        /* how long a confirmation link works */
     /* process */
     char *log_level;
     uint64_t shutdown_timeout_ms;

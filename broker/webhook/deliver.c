@@ -12,7 +12,7 @@
 #include "metrics/metrics.h"
 #include "net/curl_uv.h"
 #include "webhook/guard.h"
-#include "webhook/retry.h"
+#include "net/retry.h"
 #include "webhook/sign.h"
 
 #include <arpa/inet.h>
@@ -216,12 +216,12 @@ finish(struct attempt *a, CURLcode cc)
     } else {
         uint32_t rnd = 0;
         tc_random_bytes(&rnd, sizeof(rnd));
-        uint64_t delay = tc_webhook_retry_delay_ms(wh->cfg, (int)a->attempts + 1, rnd);
+        uint64_t delay = tc_retry_delay_ms(&wh->cfg->webhook_retry, (int)a->attempts + 1, rnd);
         struct curl_header *h = NULL;
         if (delay > 0 && (code == 429 || code == 503) &&
             curl_easy_header(a->easy, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK) {
             uint64_t ra;
-            if (tc_webhook_parse_retry_after(h->value, (int64_t)(tc_wall_us() / 1000000), &ra) ==
+            if (tc_retry_after_parse(h->value, (int64_t)(tc_wall_us() / 1000000), &ra) ==
                 TC_OK) {
                 delay = ra;
             }

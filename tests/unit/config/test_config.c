@@ -297,8 +297,8 @@ test_defaults(void **state)
     assert_int_equal(cfg.dedup_ttl_ms, 7ull * 86400 * 1000);
     assert_false(cfg.webhook_allow_private);
     static const uint64_t retry[] = {5000, 300000, 1800000, 7200000, 18000000, 36000000, 36000000};
-    assert_int_equal(cfg.webhook_retry_count, TC_ARRAY_SIZE(retry));
-    assert_memory_equal(cfg.webhook_retry_ms, retry, sizeof(retry));
+    assert_int_equal(cfg.webhook_retry.count, TC_ARRAY_SIZE(retry));
+    assert_memory_equal(cfg.webhook_retry.ms, retry, sizeof(retry));
     assert_int_equal(cfg.webhook_timeout_ms, 10000);
     assert_string_equal(cfg.smtp_url, "");
     assert_string_equal(cfg.smtp_from, "status@localhost");
@@ -388,8 +388,8 @@ test_good_edges(void **state)
                           "13s,14s,15s, ,250ms",
                           &err),
                      TC_OK);
-    assert_int_equal(cfg.webhook_retry_count, 16);
-    assert_int_equal(cfg.webhook_retry_ms[15], 250);
+    assert_int_equal(cfg.webhook_retry.count, 16);
+    assert_int_equal(cfg.webhook_retry.ms[15], 250);
     tc_config_fini(&cfg);
     assert_int_equal(load(&cfg, "{\"log\": {\"level\": \"debug\"}}", NULL, &err), TC_OK);
     tc_config_fini(&cfg);

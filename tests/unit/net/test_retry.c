@@ -7,7 +7,7 @@
  */
 #include "config/config.h"
 #include "util/util.h"
-#include "webhook/retry.h"
+#include "net/retry.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,14 +32,14 @@ test_default_schedule(void **state)
     (void)state;
 
     assert_int_equal(tc_config_load(&cfg, NULL, envp, &err), TC_OK);
-    assert_int_equal(cfg.webhook_retry_count, (int)TC_ARRAY_SIZE(want));
+    assert_int_equal(cfg.webhook_retry.count, (int)TC_ARRAY_SIZE(want));
 
     uint64_t prev_hi = 0;
-    for (int a = 1; a <= cfg.webhook_retry_count; a++) {
+    for (int a = 1; a <= cfg.webhook_retry.count; a++) {
         uint64_t base = want[a - 1];
-        uint64_t lo = tc_webhook_retry_delay_ms(&cfg, a, 0);
-        uint64_t mid = tc_webhook_retry_delay_ms(&cfg, a, UINT32_MAX / 2);
-        uint64_t hi = tc_webhook_retry_delay_ms(&cfg, a, UINT32_MAX);
+        uint64_t lo = tc_retry_delay_ms(&cfg.webhook_retry, a, 0);
+        uint64_t mid = tc_retry_delay_ms(&cfg.webhook_retry, a, UINT32_MAX / 2);
+        uint64_t hi = tc_retry_delay_ms(&cfg.webhook_retry, a, UINT32_MAX);
 
         /* rnd 0 is exactly -20 %, UINT32_MAX exactly +20 %, half is the base. */
         assert_int_equal(lo, base * 8 / 10);
@@ -48,24 +48,24 @@ test_default_schedule(void **state)
         /* Schedule order: each step's lowest delay is not below the previous
          * distinct step's (equal steps, like 10h,10h, may overlap). */
         if (a > 1 && base > want[a - 2]) {
-            assert_true(lo > tc_webhook_retry_delay_ms(&cfg, a - 1, 0));
+            assert_true(lo > tc_retry_delay_ms(&cfg.webhook_retry, a - 1, 0));
         }
         assert_true(hi >= prev_hi);
         prev_hi = hi;
 
         /* Any rnd stays inside [0.8, 1.2] of the base. */
         for (uint32_t r = 1; r != 0 && r < UINT32_MAX / 2; r *= 7) {
-            uint64_t d = tc_webhook_retry_delay_ms(&cfg, a, r);
+            uint64_t d = tc_retry_delay_ms(&cfg.webhook_retry, a, r);
             assert_true(d >= lo && d <= hi);
         }
     }
     /* Exhausted: the caller dead-letters. */
-    assert_int_equal(tc_webhook_retry_delay_ms(&cfg, cfg.webhook_retry_count + 1, 0), 0);
-    assert_int_equal(tc_webhook_retry_delay_ms(&cfg, 1000, UINT32_MAX), 0);
+    assert_int_equal(tc_retry_delay_ms(&cfg.webhook_retry, cfg.webhook_retry.count + 1, 0), 0);
+    assert_int_equal(tc_retry_delay_ms(&cfg.webhook_retry, 1000, UINT32_MAX), 0);
     /* attempt below 1 counts as the first retry. */
-    assert_int_equal(tc_webhook_retry_delay_ms(&cfg, 0, 0), 4 * S_MS);
-    assert_int_equal(tc_webhook_retry_delay_ms(&cfg, -3, 0), 4 * S_MS);
-    assert_int_equal(tc_webhook_retry_delay_ms(NULL, 1, 0), 0);
+    assert_int_equal(tc_retry_delay_ms(&cfg.webhook_retry, 0, 0), 4 * S_MS);
+    assert_int_equal(tc_retry_delay_ms(&cfg.webhook_retry, -3, 0), 4 * S_MS);
+    assert_int_equal(tc_retry_delay_ms(NULL, 1, 0), 0);
     tc_config_fini(&cfg);
 }
 
@@ -79,15 +79,15 @@ test_env_schedule(void **state)
     (void)state;
 
     assert_int_equal(tc_config_load(&cfg, NULL, envp, &err), TC_OK);
-    assert_int_equal(cfg.webhook_retry_count, 3);
+    assert_int_equal(cfg.webhook_retry.count, 3);
     /* A "0s" step still schedules (1 ms), so 0 keeps meaning "exhausted". */
-    assert_int_equal(tc_webhook_retry_delay_ms(&cfg, 1, 0), 1);
-    assert_int_equal(tc_webhook_retry_delay_ms(&cfg, 1, UINT32_MAX), 1);
-    assert_int_equal(tc_webhook_retry_delay_ms(&cfg, 2, 0), 200);
-    assert_int_equal(tc_webhook_retry_delay_ms(&cfg, 2, UINT32_MAX), 300);
-    assert_int_equal(tc_webhook_retry_delay_ms(&cfg, 3, 0), 24 * H_MS * 8 / 10);
-    assert_int_equal(tc_webhook_retry_delay_ms(&cfg, 3, UINT32_MAX), 24 * H_MS * 12 / 10);
-    assert_int_equal(tc_webhook_retry_delay_ms(&cfg, 4, 0), 0);
+    assert_int_equal(tc_retry_delay_ms(&cfg.webhook_retry, 1, 0), 1);
+    assert_int_equal(tc_retry_delay_ms(&cfg.webhook_retry, 1, UINT32_MAX), 1);
+    assert_int_equal(tc_retry_delay_ms(&cfg.webhook_retry, 2, 0), 200);
+    assert_int_equal(tc_retry_delay_ms(&cfg.webhook_retry, 2, UINT32_MAX), 300);
+    assert_int_equal(tc_retry_delay_ms(&cfg.webhook_retry, 3, 0), 24 * H_MS * 8 / 10);
+    assert_int_equal(tc_retry_delay_ms(&cfg.webhook_retry, 3, UINT32_MAX), 24 * H_MS * 12 / 10);
+    assert_int_equal(tc_retry_delay_ms(&cfg.webhook_retry, 4, 0), 0);
     tc_config_fini(&cfg);
 }
 
@@ -143,7 +143,7 @@ test_retry_after(void **state)
     for (size_t i = 0; i < TC_ARRAY_SIZE(ra_cases); i++) {
         const struct ra_case *c = &ra_cases[i];
         uint64_t ms = 777;
-        int rc = tc_webhook_parse_retry_after(c->value, NOW, &ms);
+        int rc = tc_retry_after_parse(c->value, NOW, &ms);
 
         if (rc != c->rc || (rc == TC_OK && ms != c->ms) || (rc != TC_OK && ms != 777)) {
             fail_msg("'%s': rc %d ms %llu, want rc %d ms %llu", c->value, rc,
@@ -155,8 +155,8 @@ test_retry_after(void **state)
     memset(longv, '1', sizeof(longv) - 1);
     longv[sizeof(longv) - 1] = '\0';
     uint64_t ms = 0;
-    assert_int_equal(tc_webhook_parse_retry_after(longv, NOW, &ms), TC_EINVAL);
-    assert_int_equal(tc_webhook_parse_retry_after(NULL, NOW, &ms), TC_EINVAL);
+    assert_int_equal(tc_retry_after_parse(longv, NOW, &ms), TC_EINVAL);
+    assert_int_equal(tc_retry_after_parse(NULL, NOW, &ms), TC_EINVAL);
 }
 
 int

@@ -5,7 +5,7 @@
  * and dead-letters when the schedule runs out.
  */
 #define _GNU_SOURCE /* strptime, timegm */
-#include "webhook/retry.h"
+#include "net/retry.h"
 
 #include "config/config.h"
 #include "util/util.h"
@@ -20,18 +20,18 @@
 #define RETRY_AFTER_MAX_LEN 64
 
 uint64_t
-tc_webhook_retry_delay_ms(const struct tc_config *cfg, int attempt, uint32_t rnd)
+tc_retry_delay_ms(const struct tc_retry_schedule *sched, int attempt, uint32_t rnd)
 {
     uint64_t base, low, span, delay;
 
     if (attempt < 1) {
         attempt = 1;
     }
-    if (cfg == NULL || cfg->webhook_retry_count <= 0 || attempt > cfg->webhook_retry_count ||
+    if (sched == NULL || sched->count <= 0 || attempt > sched->count ||
         attempt > TC_RETRY_SCHEDULE_MAX) {
         return 0;
     }
-    base = cfg->webhook_retry_ms[attempt - 1];
+    base = sched->ms[attempt - 1];
     low = base / 100 * JITTER_MIN_PCT + base % 100 * JITTER_MIN_PCT / 100;
     span = base / 100 * JITTER_SPAN_PCT + base % 100 * JITTER_SPAN_PCT / 100;
     /* span (under a year of ms, ~2^35) times rnd (2^32) needs 128 bits. */
@@ -86,7 +86,7 @@ parse_http_date(const char *s, int64_t *out_s)
 }
 
 int
-tc_webhook_parse_retry_after(const char *value, int64_t now_s, uint64_t *delay_ms)
+tc_retry_after_parse(const char *value, int64_t now_s, uint64_t *delay_ms)
 {
     char buf[RETRY_AFTER_MAX_LEN + 1];
     size_t len;
@@ -122,7 +122,6 @@ tc_webhook_parse_retry_after(const char *value, int64_t now_s, uint64_t *delay_m
         }
         secs = when > now_s ? (uint64_t)(when - now_s) : 0;
     }
-    *delay_ms =
-        secs >= TC_WEBHOOK_RETRY_AFTER_MAX_MS / 1000 ? TC_WEBHOOK_RETRY_AFTER_MAX_MS : secs * 1000;
+    *delay_ms = secs >= TC_RETRY_AFTER_MAX_MS / 1000 ? TC_RETRY_AFTER_MAX_MS : secs * 1000;
     return TC_OK;
 }
