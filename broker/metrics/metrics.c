@@ -51,6 +51,13 @@ static const struct desc counter_desc[TC_M_COUNTER_COUNT] = {
     [TC_M_WEBHOOK_FAILED_NETWORK] = {"tocsin_webhook_failures_total", "reason=\"network\"", NULL},
     [TC_M_WEBHOOK_FAILED_REFUSED] = {"tocsin_webhook_failures_total", "reason=\"address_refused\"", NULL},
     [TC_M_WEBHOOK_DEAD] = {"tocsin_webhook_dead_total", "", "Webhook messages dead-lettered"},
+    [TC_M_EMAIL_ATTEMPTS] = {"tocsin_email_attempts_total", "", "SMTP send attempts"},
+    [TC_M_EMAIL_SENT] = {"tocsin_email_sent_total", "", "Mails the SMTP server accepted"},
+    [TC_M_EMAIL_FAILED_TRANSIENT] = {"tocsin_email_failures_total", "reason=\"transient\"", "Failed SMTP sends, by kind (transient ones are retried)"},
+    [TC_M_EMAIL_FAILED_PERMANENT] = {"tocsin_email_failures_total", "reason=\"permanent\"", NULL},
+    [TC_M_EMAIL_GAVE_UP] = {"tocsin_email_gave_up_total", "", "Mails failed after the last retry of email.retry_schedule"},
+    [TC_M_EMAIL_UPDATES] = {"tocsin_email_updates_total", "", "Incident updates carried by sent mails"},
+    [TC_M_EMAIL_SUBSCRIBE_REFUSED] = {"tocsin_email_subscribe_refused_total", "", "Self-service subscriptions refused by a rate limit"},
     [TC_M_WEBHOOK_DISABLED] = {"tocsin_webhook_endpoints_disabled_total", "", "Webhook endpoints disabled (410 Gone, or failing longer than webhook.disable_after)"},
 };
 
@@ -65,6 +72,9 @@ static const struct desc gauge_desc[TC_G_GAUGE_COUNT] = {
     [TC_G_SEND_QUEUE_FRAMES] = {"tocsin_send_queue_frames", "", "Frames queued to sessions"},
     [TC_G_WEBHOOK_INFLIGHT] = {"tocsin_webhook_inflight", "", "Webhook attempts in flight on this node"},
     [TC_G_WEBHOOK_QUEUED] = {"tocsin_webhook_queue_depth", "", "Webhook jobs pending in Redis (every node; sampled each second)"},
+    [TC_G_EMAIL_INFLIGHT] = {"tocsin_email_inflight", "", "SMTP sends in flight on this node"},
+    [TC_G_EMAIL_QUEUED] = {"tocsin_email_queue_depth", "", "Subscribers with mail queued in Redis (every node; sampled each second)"},
+    [TC_G_EMAIL_DUE] = {"tocsin_email_queue_due", "", "Subscribers whose mail is due now and not claimed by any node"},
     [TC_G_WEBHOOK_DUE] = {"tocsin_webhook_queue_due", "", "Pending webhook jobs due now and not claimed by any node"},
 };
 
@@ -73,6 +83,7 @@ static const struct desc hist_desc[TC_H_HISTOGRAM_COUNT] = {
     [TC_H_INGEST_SECONDS] = {"tocsin_ingest_seconds", "", "Kafka message timestamp to stored in Redis"},
     [TC_H_FANOUT_SECONDS] = {"tocsin_fanout_seconds", "", "Update read from history to queued for every local session"},
     [TC_H_WEBHOOK_SECONDS] = {"tocsin_webhook_seconds", "", "One webhook attempt, request to answer"},
+    [TC_H_EMAIL_SECONDS] = {"tocsin_email_seconds", "", "One SMTP send, connect to the server's answer"},
 };
 /* clang-format on */
 

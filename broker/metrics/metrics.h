@@ -43,6 +43,13 @@ enum tc_counter {
     TC_M_WEBHOOK_FAILED_REFUSED, /* the address guard refused the address */
     TC_M_WEBHOOK_DEAD,
     TC_M_WEBHOOK_DISABLED, /* endpoints disabled by 410 or by failing too long */
+    TC_M_EMAIL_ATTEMPTS,
+    TC_M_EMAIL_SENT,               /* mails the SMTP server accepted */
+    TC_M_EMAIL_FAILED_TRANSIENT,   /* 4xx or no connection: retried */
+    TC_M_EMAIL_FAILED_PERMANENT,   /* 5xx: recorded, not retried */
+    TC_M_EMAIL_GAVE_UP,            /* out of retries */
+    TC_M_EMAIL_UPDATES,            /* updates carried by sent digests */
+    TC_M_EMAIL_SUBSCRIBE_REFUSED,  /* self-service subscriptions refused by a rate limit */
     TC_M_COUNTER_COUNT
 };
 
@@ -58,6 +65,9 @@ enum tc_gauge {
     TC_G_WEBHOOK_INFLIGHT,
     TC_G_WEBHOOK_QUEUED, /* jobs waiting in Redis, all nodes */
     TC_G_WEBHOOK_DUE,    /* of those, FIFO heads due now and not leased */
+    TC_G_EMAIL_INFLIGHT,
+    TC_G_EMAIL_QUEUED, /* subscribers with queued mail, all nodes */
+    TC_G_EMAIL_DUE,    /* of those, due now and not leased */
     TC_G_GAUGE_COUNT
 };
 
@@ -66,6 +76,7 @@ enum tc_histogram {
     TC_H_INGEST_SECONDS,  /* Kafka timestamp → accepted in Redis */
     TC_H_FANOUT_SECONDS,  /* tail received → queued to every local session */
     TC_H_WEBHOOK_SECONDS, /* one webhook attempt, request to answer */
+    TC_H_EMAIL_SECONDS,   /* one SMTP send, connect to the server's answer */
     TC_H_HISTOGRAM_COUNT
 };
 

@@ -6,6 +6,8 @@
 # printed and saved when the test fails and checked for sanitizer reports.
 # A per-test SIGALRM bound (TOCSIN_E2E_TIMEOUT, default 150 s, or the
 # `timeout` marker) makes sure no test hangs.
+# `receivers` makes scripted webhook receivers (webhook_receiver.py) and
+# closes them at teardown.
 
 import os
 import shutil
@@ -17,6 +19,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 from helpers import DevKafka, RedisServer, Tocsind  # noqa: E402
+from webhook_receiver import Receiver  # noqa: E402
 
 ARTIFACTS = os.path.join(os.path.dirname(__file__), "artifacts")
 DEFAULT_TIMEOUT = int(os.environ.get("TOCSIN_E2E_TIMEOUT", "150"))
@@ -118,3 +121,19 @@ def tocsind_factory(request, tmp_path, redis_server, kafka):
 @pytest.fixture
 def tocsind(tocsind_factory):
     return tocsind_factory()
+
+
+@pytest.fixture
+def receivers():
+    """make(script=()) → a webhook_receiver.Receiver on 127.0.0.1; every
+    one made is closed at teardown."""
+    made = []
+
+    def make(script=()):
+        r = Receiver(script)
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        r.close()
