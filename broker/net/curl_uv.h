@@ -18,8 +18,11 @@ struct tc_curl_uv;
  * handle has been removed from the multi handle; the callee owns it again. */
 typedef void (*tc_curl_uv_done_fn)(void *arg, CURL *easy, CURLcode cc);
 
-/* max_host_conns bounds parallel connections to one host (0 = no bound). */
-struct tc_curl_uv *tc_curl_uv_new(uv_loop_t *loop, long max_host_conns);
+/* max_host_conns bounds parallel connections to one host (0 = no bound);
+ * max_idle is how many idle connections the pool keeps for reuse (curl's
+ * default follows the number of transfers in flight, which closes most
+ * connections between bursts). */
+struct tc_curl_uv *tc_curl_uv_new(uv_loop_t *loop, long max_host_conns, long max_idle);
 
 /* Starts a transfer; done runs once when it ends, never before this returns.
  * CURLOPT_PRIVATE of easy belongs to this module. */

@@ -506,8 +506,9 @@ tc_webhook_new(uv_loop_t *loop, const struct tc_config *cfg, struct tc_store *st
     wh->cfg = cfg;
     wh->store = store;
     wh->inflight_list.next = wh->inflight_list.prev = &wh->inflight_list;
-    /* Keep-alive per endpoint: a few connections per host, reused. */
-    wh->curl = tc_curl_uv_new(loop, 8);
+    /* Keep-alive per endpoint: a few connections per host, reused; the
+     * pool holds enough idle ones for hundreds of endpoints. */
+    wh->curl = tc_curl_uv_new(loop, 8, 1024);
     uv_timer_init(loop, &wh->claim_timer);
     wh->claim_timer.data = wh;
     wh->open_handles = 2;
