@@ -8,6 +8,7 @@
 #include "http/http_internal.h"
 #include "log/log.h"
 #include "metrics/metrics.h"
+#include "model/filter.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -24,11 +25,28 @@ has_prefix(const char *path, const char *prefix)
     return strncmp(path, prefix, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
+static int match_route(const char *pattern, const char *path, char params[][129]);
+
+/* The public route whose pattern path matches (any method), or NULL. */
+static const struct tc_http__admin_route *
+open_route(const struct tc_server *srv, const char *path)
+{
+    char params[TC_ADMIN_MAX_PARAMS][129];
+    for (size_t i = 0; i < srv->nadmin_routes; i++) {
+        if (srv->admin_routes[i].open &&
+            match_route(srv->admin_routes[i].pattern, path, params) >= 0) {
+            return &srv->admin_routes[i];
+        }
+    }
+    return NULL;
+}
+
 bool
-tc_http__is_admin_route(int method, const char *path)
+tc_http__is_admin_route(const struct tc_server *srv, int method, const char *path)
 {
     return has_prefix(path, "/v1/webhooks") || has_prefix(path, "/v1/email-subscribers") ||
-           (method != TC_HTTP_GET && has_prefix(path, "/v1/incidents"));
+           (method != TC_HTTP_GET && has_prefix(path, "/v1/incidents")) ||
+           open_route(srv, path) != NULL;
 }
 
 /* "Bearer <token>" with the configured token, compared in constant time. */
@@ -45,6 +63,18 @@ authorized(struct tc_http__conn *c)
 
 static void dispatch(struct tc_http__conn *c, json_t *body);
 
+/* A form body: what a mail client's one-click unsubscribe POST sends. */
+static bool
+form_body(struct tc_http__conn *c)
+{
+    char ct[128];
+    if (lws_hdr_copy(c->wsi, ct, sizeof(ct), WSI_TOKEN_HTTP_CONTENT_TYPE) <= 0) {
+        return false;
+    }
+    return strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0 ||
+           strncasecmp(ct, "multipart/form-data", 19) == 0;
+}
+
 int
 tc_http__admin_begin(struct tc_http__conn *c)
 {
@@ -52,12 +82,13 @@ tc_http__admin_begin(struct tc_http__conn *c)
     /* Whatever the answer, a body we did not read may follow: unless we read
      * it all, the connection closes after the answer. */
     c->close_after = true;
-    if (cfg->admin_token[0] == '\0') {
+    if (open_route(c->srv, c->path) != NULL) {
+        /* A public route: no token. */
+    } else if (cfg->admin_token[0] == '\0') {
         tc_http__respond_error(c, 404, "admin_disabled",
                                "the admin API is disabled: set admin.token");
         return 0;
-    }
-    if (!authorized(c)) {
+    } else if (!authorized(c)) {
         tc_warn("http", "admin request without a valid token", TC_S("path", c->path));
         tc_http__respond_error(c, 401, "unauthorized", "send Authorization: Bearer <admin token>");
         return 0;
@@ -121,8 +152,8 @@ tc_http__admin_complete(struct tc_http__conn *c)
         goto out;
     }
     c->close_after = false;
-    if (c->req_len == 0) {
-        dispatch(c, NULL); /* a POST without a body (replay, rotate-secret) */
+    if (c->req_len == 0 || (open_route(c->srv, c->path) != NULL && form_body(c))) {
+        dispatch(c, NULL); /* a POST without a body (replay), or a public form post */
         goto out;
     }
     body = json_loadb(c->req_body ? c->req_body : "", c->req_len, JSON_REJECT_DUPLICATES, &jerr);
@@ -154,9 +185,9 @@ tc_http__admin_fini(struct tc_http__conn *c)
     c->reading_body = false;
 }
 
-int
-tc_server_admin_route(struct tc_server *srv, enum tc_http_method method, const char *pattern,
-                      tc_admin_handler handler, void *arg)
+static int
+add_route(struct tc_server *srv, enum tc_http_method method, const char *pattern,
+          tc_admin_handler handler, void *arg, bool open)
 {
     if (srv->nadmin_routes == TC_ARRAY_SIZE(srv->admin_routes)) {
         return TC_EAGAIN;
@@ -166,7 +197,22 @@ tc_server_admin_route(struct tc_server *srv, enum tc_http_method method, const c
     r->pattern = tc_xstrdup(pattern);
     r->handler = handler;
     r->arg = arg;
+    r->open = open;
     return TC_OK;
+}
+
+int
+tc_server_admin_route(struct tc_server *srv, enum tc_http_method method, const char *pattern,
+                      tc_admin_handler handler, void *arg)
+{
+    return add_route(srv, method, pattern, handler, arg, false);
+}
+
+int
+tc_server_public_route(struct tc_server *srv, enum tc_http_method method, const char *pattern,
+                       tc_admin_handler handler, void *arg)
+{
+    return add_route(srv, method, pattern, handler, arg, true);
 }
 
 /* Matches path against pattern segment by segment; "{}" takes one id-like
@@ -244,6 +290,41 @@ tc_admin_reply(struct tc_admin_req *req, int status, const char *json, size_t le
     }
     c->admin_req = NULL;
     tc_http__respond(c, status, "application/json", tc_http__body_from(json, len), len);
+}
+
+void
+tc_admin_reply_typed(struct tc_admin_req *req, int status, const char *content_type,
+                     const char *body, size_t len)
+{
+    struct tc_http__conn *c = req->conn;
+    free(req);
+    if (c == NULL) {
+        return;
+    }
+    c->admin_req = NULL;
+    tc_http__respond(c, status, content_type, tc_http__body_from(body, len), len);
+}
+
+int
+tc_admin_req_query(struct tc_admin_req *req, const char *name, char *buf, size_t len)
+{
+    char qs[2048];
+    if (req->conn == NULL) {
+        return TC_ENOENT;
+    }
+    if (tc_http__query(req->conn->wsi, qs, sizeof(qs)) != TC_OK) {
+        return TC_ETOOBIG;
+    }
+    return tc_query_get(qs, name, buf, len);
+}
+
+void
+tc_admin_req_peer(struct tc_admin_req *req, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (req->conn != NULL) {
+        lws_get_peer_simple(req->conn->wsi, buf, len);
+    }
 }
 
 void

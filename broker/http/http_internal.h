@@ -58,7 +58,8 @@ struct tc_server {
         char *pattern;
         tc_admin_handler handler;
         void *arg;
-    } admin_routes[32]; /* the bound: more is a programming error (TC_EAGAIN) */
+        bool open;      /* a public route: no token */
+    } admin_routes[48]; /* the bound: more is a programming error (TC_EAGAIN) */
     size_t nadmin_routes;
     bool shutting_down;
 };
@@ -84,7 +85,7 @@ int tc_http__request_filter(struct tc_http__conn *c, char *qs, size_t len,
                             struct tc_filter *filter);
 
 /* admin.c: bearer-token routes (the admin API). */
-bool tc_http__is_admin_route(int method, const char *path);
+bool tc_http__is_admin_route(const struct tc_server *srv, int method, const char *path);
 /* Checks the token and the body's size; queues the error answer or starts
  * reading the body. @returns 0. */
 int tc_http__admin_begin(struct tc_http__conn *c);

@@ -171,7 +171,7 @@ on_http(struct tc_http__conn *c, struct lws *wsi)
         tc_http__respond_error(c, 414, "uri_too_long", "the path is too long");
         return 0;
     }
-    if (tc_http__is_admin_route(c->method, c->path)) {
+    if (tc_http__is_admin_route(c->srv, c->method, c->path)) {
         return tc_http__admin_begin(c);
     }
     if (c->method != TC_HTTP_GET) {

@@ -59,14 +59,31 @@ typedef void (*tc_admin_handler)(void *arg, struct tc_admin_req *req, const char
                                  const json_t *body);
 
 /* pattern: "/v1/webhooks" or "/v1/webhooks/{}/replay"; a "{}" segment matches
- * 1-128 characters of [A-Za-z0-9._:-]. At most 32 routes. @returns 0 or TC_EAGAIN. */
+ * 1-128 characters of [A-Za-z0-9._:-]. At most 48 routes in all (admin and
+ * public). @returns 0 or TC_EAGAIN. */
 int tc_server_admin_route(struct tc_server *srv, enum tc_http_method method, const char *pattern,
                           tc_admin_handler handler, void *arg);
+/* The same for a public route (self-service subscription, confirm and
+ * unsubscribe links): no token; the body limit is the same. A form body
+ * (application/x-www-form-urlencoded or multipart/form-data, as a mail
+ * client's RFC 8058 one-click POST) reaches the handler as body NULL; any
+ * other body must be a JSON object. */
+int tc_server_public_route(struct tc_server *srv, enum tc_http_method method, const char *pattern,
+                           tc_admin_handler handler, void *arg);
+/* Copies the URL-decoded value of query parameter name into buf. @returns
+ * its length, TC_ENOENT (absent), TC_ETOOBIG or TC_EINVAL (bad escape). */
+int tc_admin_req_query(struct tc_admin_req *req, const char *name, char *buf, size_t len);
+/* The client's IP address as text ("" when the client left). */
+void tc_admin_req_peer(struct tc_admin_req *req, char *buf, size_t len);
 /* Answers the request (json: compact JSON text). @takes req. If the client
  * left meanwhile, only frees req. */
 void tc_admin_reply(struct tc_admin_req *req, int status, const char *json, size_t len);
 void tc_admin_reply_error(struct tc_admin_req *req, int status, const char *code,
                           const char *message);
+/* Answers with a body of another type (e.g. "text/html; charset=utf-8";
+ * content_type must outlive the answer: a string constant). @takes req. */
+void tc_admin_reply_typed(struct tc_admin_req *req, int status, const char *content_type,
+                          const char *body, size_t len);
 
 /* True when origin may open a session: ws.allowed_origins is empty, or holds
  * it exactly. A missing Origin (non-browser clients) is allowed. */
