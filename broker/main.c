@@ -9,8 +9,10 @@
 #include "http/server.h"
 #include "hub/hub.h"
 #include "ingest/ingest.h"
+#include "ingest/producer.h"
 #include "log/log.h"
 #include "metrics/metrics.h"
+#include "publish/api.h"
 #include "store/store.h"
 #include "webhook/admin.h"
 #include "webhook/deliver.h"
@@ -35,6 +37,9 @@ struct app {
     struct tc_server *server;
     struct tc_ingest *ingest;
     struct tc_webhook *webhook;
+    struct tc_producer *producer;
+    struct tc_publish_api *publish;
+    int gateways_open; /* outbound parts still closing before the store closes */
     uv_signal_t sigterm, sigint;
     uv_timer_t deadline, grace, retry;
     bool stopping;
@@ -215,12 +220,16 @@ on_store_closed(void *arg)
     tc_info("main", "stopped");
 }
 
-/* The deliverer goes before the store it records outcomes in. */
+/* The deliverer and the producer go before the store they ask. */
 static void
-on_webhook_closed(void *arg)
+on_gateway_closed(void *arg)
 {
     TC_UNUSED(arg);
+    if (--app.gateways_open > 0) {
+        return;
+    }
     app.webhook = NULL;
+    app.producer = NULL;
     if (app.store != NULL) {
         tc_store_close(app.store, on_store_closed, NULL);
     }
@@ -235,11 +244,16 @@ finish_shutdown(uv_timer_t *t)
         tc_server_free(app.server);
         app.server = NULL;
     }
+    app.gateways_open = 1; /* this function's own share, released last */
     if (app.webhook != NULL) {
-        tc_webhook_close(app.webhook, on_webhook_closed, NULL);
-    } else {
-        on_webhook_closed(NULL);
+        app.gateways_open++;
+        tc_webhook_close(app.webhook, on_gateway_closed, NULL);
     }
+    if (app.producer != NULL) {
+        app.gateways_open++;
+        tc_producer_close(app.producer, 1000, on_gateway_closed, NULL);
+    }
+    on_gateway_closed(NULL);
 }
 
 /* Waits (briefly) for the 1001 close frames to reach the clients. */
@@ -286,6 +300,9 @@ on_signal(uv_signal_t *h, int signum)
     uv_unref((uv_handle_t *)&app.deadline);
     tc_ws_shutdown(app.ws);
     tc_server_shutdown(app.server);
+    if (app.publish != NULL) {
+        tc_publish_api_close(app.publish); /* answers requests waiting for a verdict */
+    }
     if (app.ingest != NULL) {
         tc_ingest_close(app.ingest, app.cfg.shutdown_timeout_ms / 2, on_ingest_closed, NULL);
     } else {
@@ -369,6 +386,16 @@ start(void)
     register_admin_routes();
     app.webhook = tc_webhook_new(app.loop, &app.cfg, app.store);
     tc_webhook_start(app.webhook);
+    app.producer = tc_producer_new(app.loop, &app.cfg, bootstrap, &err);
+    if (app.producer == NULL) {
+        tc_err("main", "cannot start the Kafka event producer", TC_S("error", err.text));
+        return 1;
+    }
+    app.publish = tc_publish_api_new(app.server, app.store, app.producer, app.loop);
+    if (app.publish == NULL) {
+        tc_err("main", "too many HTTP routes");
+        return 1;
+    }
     struct tc_ingest_hooks hooks = {.apply = apply_event, .arg = NULL};
     app.ingest = tc_ingest_new(app.loop, &app.cfg, bootstrap, &hooks, &err);
     if (app.ingest == NULL) {
@@ -440,6 +467,7 @@ main(int argc, char **argv)
     if (uv_loop_close(app.loop) != 0) {
         tc_debug("main", "loop still had handles at exit");
     }
+    tc_publish_api_free(app.publish);
     tc_kafka_embedded_free(app.kafka);
     tc_config_fini(&app.cfg);
     curl_global_cleanup();

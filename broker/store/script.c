@@ -88,7 +88,7 @@ static const char apply_lua[] =
     "local cur = redis.call('HMGET', KEYS[4], 'version', 'started_at', 'ends', 'mc', 'mr', 'mg',"
     " 'mi')\n"
     "if cur[1] and not newer(ARGV[3], cur[1]) then\n"
-    "  redis.call('SET', KEYS[3], '1', 'EX', ttl)\n"
+    "  redis.call('SET', KEYS[3], '0', 'EX', ttl)\n"
     "  return {'stale', epoch}\n"
     "end\n"
     "local seq = redis.call('INCR', KEYS[2])\n"
@@ -121,7 +121,7 @@ static const char apply_lua[] =
     "redis.call('LTRIM', KEYS[5], 0, 99)\n"
     "redis.call('XADD', KEYS[7], 'MAXLEN', ARGV[12], seqs .. '-0', 'i', ARGV[2], 's', state,"
     " 'm', match, 'e', ARGV[4])\n"
-    "redis.call('SET', KEYS[3], '1', 'EX', ttl)\n"
+    "redis.call('SET', KEYS[3], seqs, 'EX', ttl)\n"
     "enqueue_jobs(seqs, ARGV[2], state, match)\n"
     "return {'accepted', epoch, seq}\n";
 

@@ -10,6 +10,7 @@
 #define TC_STORE_INTERNAL_H
 
 #include "store/store.h"
+#include "store/publish.h"
 #include "store/webhooks.h"
 
 #include <hiredis/hiredis.h>
@@ -135,6 +136,7 @@ struct tc_store__req {
         tc_store_wh_json_cb wh_json;
         tc_store_wh_count_cb wh_count;
         tc_store_wh_stats_cb wh_stats;
+        tc_store_outcome_cb outcome;
     } cb;
     void *arg;
 };
