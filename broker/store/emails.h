@@ -76,7 +76,9 @@ void tc_store_em_claim(struct tc_store *s, uint64_t now_ms, uint64_t lease_ms, s
  * applied only while that lease still holds (the subscriber's due time is
  * still it), so a node whose lease ran out and was re-claimed elsewhere
  * changes nothing but the attempt record. n is 1 when applied, 0 when the
- * lease had been lost or the subscriber is gone. */
+ * lease had been lost or the subscriber is gone. attempt_json NULL or not an
+ * object is kept as {}; nitems over TC_STORE_EM_MAIL_UPDATES_MAX (more than a
+ * claim hands out) is TC_EINVAL, nothing changed. */
 void tc_store_em_complete(struct tc_store *s, const char *subscriber_id, uint64_t lease_until_ms,
                           size_t nitems, enum tc_store_em_outcome outcome, uint64_t next_due_ms,
                           const char *attempt_json, tc_store_em_count_cb cb, void *arg);
@@ -89,7 +91,11 @@ void tc_store_em_complete(struct tc_store *s, const char *subscriber_id, uint64_
  * mail. json is {"subscriber":{...},"created":true}; when the address
  * already has a subscriber, nothing is written and json is that one with
  * "created":false (a self-service caller re-queues the confirmation mail of
- * an unconfirmed one with tc_store_em_resend_confirm). */
+ * an unconfirmed one with tc_store_em_resend_confirm). created_at and
+ * confirmed_at (null until confirmed) are Unix seconds; a NULL source is "".
+ * TC_EINVAL (nothing written) for an empty or over-long id or address, or a
+ * filter_json that is not a JSON object; TC_ESTATE when the id is taken by a
+ * subscriber of another address. */
 void tc_store_em_create(struct tc_store *s, const char *id, const char *address,
                         const char *filter_json, bool confirmed, const char *source,
                         tc_store_em_json_cb cb, void *arg);
@@ -102,8 +108,9 @@ void tc_store_em_resend_confirm(struct tc_store *s, const char *id, tc_store_em_
 void tc_store_em_confirm(struct tc_store *s, const char *id, tc_store_em_json_cb cb, void *arg);
 /* json is an array of every subscriber (no particular order). */
 void tc_store_em_list(struct tc_store *s, tc_store_em_json_cb cb, void *arg);
-/* json is {"subscriber":{...},"pending":N,"attempts":[newest first]}, or
- * TC_ENOENT. */
+/* json is {"subscriber":{...},"pending":N,"delivered":N,"failed":N,
+ * "attempts":[newest first]} (pending counts queue items, delivered and
+ * failed count mails), or TC_ENOENT. */
 void tc_store_em_get(struct tc_store *s, const char *id, tc_store_em_json_cb cb, void *arg);
 /* Deletes the subscriber, its queue and its attempts (unsubscribe is this
  * too). n = 1, or TC_ENOENT. */
@@ -111,13 +118,15 @@ void tc_store_em_delete(struct tc_store *s, const char *id, tc_store_em_count_cb
 
 /* A fixed-window rate limit: counts one hit of bucket (e.g. "ip:192.0.2.1")
  * in the current window of window_s seconds; n is the count including this
- * hit (the caller refuses above its limit). */
+ * hit (the caller refuses above its limit). TC_EINVAL for an empty bucket
+ * or a window of 0. */
 void tc_store_em_rate_hit(struct tc_store *s, const char *bucket, uint64_t window_s,
                           tc_store_em_count_cb cb, void *arg);
 
 /* The key that signs confirm and unsubscribe links, shared by every node:
  * stores candidate (base64 text) unless a key exists, and answers the key
- * that holds (json is the key text, not JSON). */
+ * that holds (json is the key text, not JSON). TC_EINVAL for an empty
+ * candidate. */
 void tc_store_em_link_key(struct tc_store *s, const char *candidate, tc_store_em_json_cb cb,
                           void *arg);
 

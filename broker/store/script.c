@@ -63,11 +63,12 @@
 /* clang-format on */
 
 /* KEYS: 1 epoch, 2 seq, 3 dedup:<event_id>, 4 inc:<id>, 5 inc:<id>:log, 6 active, 7 history,
- * 8 wh:endpoints, 9 wh:due.
+ * 8 wh:endpoints, 9 wh:due, 10 em:confirmed, 11 em:due, 12 em:refs, 13 em:first.
  * ARGV: 1 event_id, 2 incident_id, 3 version, 4 ends (0/1), 5 state JSON (no started_at),
  * 6 occurred_at, 7 components JSON, 8 regions JSON, 9 impact name, 10 impact rank,
  * 11 dedup ttl (s), 12 history max length, 13 epoch candidate, 14 the key prefix (the
- * webhook job keys depend on which endpoints match), 15 now (wall clock ms).
+ * webhook and email job keys depend on which endpoints and subscribers match), 15 now
+ * (wall clock ms), 16 email.coalesce (ms).
  * Every check comes before the first write of the incident, so a script that
  * returns early (or fails on bad input) leaves nothing half-done; only a
  * missing epoch is created first. */
@@ -76,8 +77,13 @@ static const char apply_lua[] =
     LUA_PRELUDE
     /* ---- enqueue_jobs: the hook of the delivery gateways. ----
      * They add their jobs here, atomically with the update they deliver:
-     * the webhook jobs (store_internal.h); email will join. */
+     * the webhook jobs and the email queue items (store_internal.h). */
     TC_STORE__WH_ENQUEUE_LUA
+    TC_STORE__EM_ENQUEUE_LUA
+    "local function enqueue_jobs(seq, incident_id, state, match)\n"
+    "  wh_enqueue(seq, incident_id, state, match)\n"
+    "  em_enqueue(seq, state, match)\n"
+    "end\n"
     /* ---- end of enqueue_jobs ---- */
     "if string.sub(ARGV[5], 1, 1) ~= '{' or string.sub(ARGV[5], -1) ~= '}' then\n"
     "  return redis.error_reply('state is not a JSON object')\n"
@@ -170,10 +176,20 @@ const char *const tc_store__script_text[TC_STORE__NSCRIPTS] = {
     [TC_STORE__WH_ROTATE] = tc_store__wh_rotate_lua,
     [TC_STORE__WH_DISABLE] = tc_store__wh_disable_lua,
     [TC_STORE__WH_STATS] = tc_store__wh_stats_lua,
+    [TC_STORE__EM_CLAIM] = tc_store__em_claim_lua,
+    [TC_STORE__EM_COMPLETE] = tc_store__em_complete_lua,
+    [TC_STORE__EM_CREATE] = tc_store__em_create_lua,
+    [TC_STORE__EM_RESEND] = tc_store__em_resend_lua,
+    [TC_STORE__EM_CONFIRM] = tc_store__em_confirm_lua,
+    [TC_STORE__EM_GET] = tc_store__em_get_lua,
+    [TC_STORE__EM_DELETE] = tc_store__em_delete_lua,
+    [TC_STORE__EM_RATE] = tc_store__em_rate_lua,
+    [TC_STORE__EM_LINK_KEY] = tc_store__em_link_key_lua,
+    [TC_STORE__EM_STATS] = tc_store__em_stats_lua,
 };
 
-#define APPLY_NKEYS 9
-#define APPLY_NARGS 15
+#define APPLY_NKEYS 13
+#define APPLY_NARGS 16
 #define APPLY_ARGC  (1 + APPLY_NKEYS + APPLY_NARGS)
 
 struct tc_store__argbuf {
@@ -236,7 +252,7 @@ tc_store__apply_argv(const struct tc_store *s, const struct tc_event *ev,
 
     tc_store__epoch_candidate(hex);
 
-    put(b, i++, NULL, "9");
+    put(b, i++, tc_xasprintf("%d", APPLY_NKEYS), NULL);
     put(b, i++, tc_xasprintf("%sepoch", p), NULL);
     put(b, i++, tc_xasprintf("%sseq", p), NULL);
     put(b, i++, tc_xasprintf("%sdedup:%s", p, ev->event_id), NULL);
@@ -246,6 +262,10 @@ tc_store__apply_argv(const struct tc_store *s, const struct tc_event *ev,
     put(b, i++, tc_xasprintf("%shistory", p), NULL);
     put(b, i++, tc_xasprintf("%swh:endpoints", p), NULL);
     put(b, i++, tc_xasprintf("%swh:due", p), NULL);
+    put(b, i++, tc_xasprintf("%sem:confirmed", p), NULL);
+    put(b, i++, tc_xasprintf("%sem:due", p), NULL);
+    put(b, i++, tc_xasprintf("%sem:refs", p), NULL);
+    put(b, i++, tc_xasprintf("%sem:first", p), NULL);
     put(b, i++, NULL, ev->event_id);
     put(b, i++, NULL, ev->incident_id);
     put(b, i++, tc_xasprintf("%" PRId64, ev->version), NULL);
@@ -261,6 +281,7 @@ tc_store__apply_argv(const struct tc_store *s, const struct tc_event *ev,
     put(b, i++, tc_xstrdup(hex), NULL);
     put(b, i++, NULL, p);
     put(b, i++, tc_xasprintf("%" PRIu64, tc_wall_us() / 1000), NULL);
+    put(b, i++, tc_xasprintf("%" PRIu64, cfg->email_coalesce_ms), NULL);
 
     *out = b;
     *argv = b->argv;

@@ -10,6 +10,7 @@
 #define TC_STORE_INTERNAL_H
 
 #include "store/store.h"
+#include "store/emails.h"
 #include "store/publish.h"
 #include "store/webhooks.h"
 
@@ -43,6 +44,17 @@ enum tc_store__script {
     TC_STORE__WH_ROTATE,
     TC_STORE__WH_DISABLE,
     TC_STORE__WH_STATS,
+    /* emails.c: the email queue and subscriber registry */
+    TC_STORE__EM_CLAIM,
+    TC_STORE__EM_COMPLETE,
+    TC_STORE__EM_CREATE,
+    TC_STORE__EM_RESEND,
+    TC_STORE__EM_CONFIRM,
+    TC_STORE__EM_GET,
+    TC_STORE__EM_DELETE,
+    TC_STORE__EM_RATE,
+    TC_STORE__EM_LINK_KEY,
+    TC_STORE__EM_STATS,
     TC_STORE__NSCRIPTS,
 };
 
@@ -52,6 +64,11 @@ extern const char *const tc_store__script_text[TC_STORE__NSCRIPTS];
 extern const char tc_store__wh_claim_lua[], tc_store__wh_complete_lua[], tc_store__wh_get_lua[],
     tc_store__wh_delete_lua[], tc_store__wh_replay_lua[], tc_store__wh_rotate_lua[],
     tc_store__wh_disable_lua[], tc_store__wh_stats_lua[];
+/* The email scripts' texts (emails.c), listed in tc_store__script_text. */
+extern const char tc_store__em_claim_lua[], tc_store__em_complete_lua[], tc_store__em_create_lua[],
+    tc_store__em_resend_lua[], tc_store__em_confirm_lua[], tc_store__em_get_lua[],
+    tc_store__em_delete_lua[], tc_store__em_rate_lua[], tc_store__em_link_key_lua[],
+    tc_store__em_stats_lua[];
 
 /* The webhook filter matcher in Lua: wh_match(filter, view) on decoded JSON,
  * the same verdict as tc_filter_match (tested against it on a table). A
@@ -76,14 +93,14 @@ extern const char tc_store__wh_claim_lua[], tc_store__wh_complete_lua[], tc_stor
     "  return true\n" \
     "end\n"
 
-/* enqueue_jobs of the per-event script: KEYS[8] P wh:endpoints, KEYS[9]
- * P wh:due, ARGV[14] P, ARGV[15] now (wall clock ms). One job per matching,
- * enabled endpoint, at the tail of its (endpoint, incident) FIFO; a FIFO that
- * was empty makes its member due now. P wh:qs:<ep> lists the endpoint's FIFO
+/* wh_enqueue, called by enqueue_jobs of the per-event script: KEYS[8]
+ * P wh:endpoints, KEYS[9] P wh:due, ARGV[14] P, ARGV[15] now (wall clock
+ * ms). One job per matching, enabled endpoint, at the tail of its (endpoint,
+ * incident) FIFO; a FIFO that was empty makes its member due now. P wh:qs:<ep> lists the endpoint's FIFO
  * keys, so that delete needs no SCAN. */
 #define TC_STORE__WH_ENQUEUE_LUA \
     TC_STORE__WH_MATCH_LUA \
-    "local function enqueue_jobs(seq, incident_id, state, match)\n" \
+    "local function wh_enqueue(seq, incident_id, state, match)\n" \
     "  local eps = redis.call('HGETALL', KEYS[8])\n" \
     "  if #eps == 0 then return end\n" \
     "  local view, P, now = cjson.decode(match), ARGV[14], ARGV[15]\n" \
@@ -104,6 +121,42 @@ extern const char tc_store__wh_claim_lua[], tc_store__wh_complete_lua[], tc_stor
     "    end\n" \
     "  end\n" \
     "  if n > 0 then redis.call('INCRBY', P .. 'wh:pending', n) end\n" \
+    "end\n"
+
+/* em_enqueue, called by enqueue_jobs of the per-event script after
+ * wh_enqueue (it uses wh_match): KEYS[10] P em:confirmed, KEYS[11] P em:due,
+ * KEYS[12] P em:refs, KEYS[13] P em:first, ARGV[14] P, ARGV[15] now (wall
+ * clock ms), ARGV[16] email.coalesce (ms). The update is appended to the
+ * queue P em:q:<id> of every confirmed subscriber whose filter matches, and
+ * stored once in P em:upd:<seq> with its reference count in P em:refs. A
+ * subscriber becomes due a coalescing window after its first queued update
+ * (ZADD NX: a due, retrying or leased subscriber keeps its time), so the
+ * updates of one window become one mail. With no confirmed subscriber this
+ * costs one HGETALL of an empty hash. A filter that does not decode (only a
+ * hand-edited one could) matches nothing rather than failing the script,
+ * which would stop ingest. */
+#define TC_STORE__EM_ENQUEUE_LUA \
+    "local function em_enqueue(seq, state, match)\n" \
+    "  local subs = redis.call('HGETALL', KEYS[10])\n" \
+    "  if #subs == 0 then return end\n" \
+    "  local view, P, now = cjson.decode(match), ARGV[14], ARGV[15]\n" \
+    "  local due = string.format('%d', tonumber(now) + tonumber(ARGV[16]))\n" \
+    "  local n = 0\n" \
+    "  for i = 1, #subs, 2 do\n" \
+    "    local id = subs[i]\n" \
+    "    local ok, f = pcall(cjson.decode, subs[i + 1])\n" \
+    "    if ok and wh_match(f, view) then\n" \
+    "      if redis.call('RPUSH', P .. 'em:q:' .. id, seq) == 1 then\n" \
+    "        redis.call('HSET', KEYS[13], id, now)\n" \
+    "      end\n" \
+    "      redis.call('ZADD', KEYS[11], 'NX', due, id)\n" \
+    "      n = n + 1\n" \
+    "    end\n" \
+    "  end\n" \
+    "  if n > 0 then\n" \
+    "    redis.call('SET', P .. 'em:upd:' .. seq, '{\"seq\":' .. seq .. ',\"incident\":' .. state .. '}')\n" \
+    "    redis.call('HSET', KEYS[12], seq, n)\n" \
+    "  end\n" \
     "end\n"
 /* clang-format on */
 
@@ -137,6 +190,10 @@ struct tc_store__req {
         tc_store_wh_count_cb wh_count;
         tc_store_wh_stats_cb wh_stats;
         tc_store_outcome_cb outcome;
+        tc_store_em_claim_cb em_claim;
+        tc_store_em_json_cb em_json;
+        tc_store_em_count_cb em_count;
+        tc_store_em_stats_cb em_stats;
     } cb;
     void *arg;
 };
