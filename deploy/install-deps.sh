@@ -17,8 +17,8 @@ packages=(
     libjansson-dev libcurl4-openssl-dev libssl-dev libcmocka-dev
     redis-server kcat curl
     python3-pytest python3-websockets python3-redis python3-confluent-kafka
-    python3-aiosmtpd python3-jsonschema
-    clang-format
+    python3-aiosmtpd python3-jsonschema python3-yaml
+    clang-format systemd
 )
 
 # A policy-rc.d that says "no" keeps services from starting during the

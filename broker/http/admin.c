@@ -312,7 +312,7 @@ tc_admin_req_query(struct tc_admin_req *req, const char *name, char *buf, size_t
     if (req->conn == NULL) {
         return TC_ENOENT;
     }
-    if (tc_http__query(req->conn->wsi, qs, sizeof(qs)) != TC_OK) {
+    if (tc_server_query_string(req->conn->wsi, qs, sizeof(qs)) != TC_OK) {
         return TC_ETOOBIG;
     }
     return tc_query_get(qs, name, buf, len);

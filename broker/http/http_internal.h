@@ -75,9 +75,6 @@ void tc_http__respond_error(struct tc_http__conn *c, int status, const char *cod
  * headroom, the body goes at + LWS_PRE. */
 unsigned char *tc_http__body_alloc(size_t len);
 unsigned char *tc_http__body_from(const char *text, size_t len);
-/* Copies the raw query string (fragments joined by '&') into qs. @returns 0
- * or TC_ETOOBIG. */
-int tc_http__query(struct lws *wsi, char *qs, size_t len);
 
 /* Reads the raw query string into qs and the filter in it. On failure the
  * error answer (414, 400) is already queued. @returns 0 or TC_EINVAL. */

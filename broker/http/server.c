@@ -42,21 +42,31 @@ tc_http__body_from(const char *text, size_t len)
 }
 
 int
-tc_http__query(struct lws *wsi, char *qs, size_t len)
+tc_server_query_string(struct lws *wsi, char *qs, size_t len)
 {
     size_t n = 0;
     qs[0] = '\0';
     for (int i = 0;; i++) {
-        char frag[1024];
-        int got = lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i);
-        if (got <= 0) {
+        /* Measured first: lws_hdr_copy_fragment answers a fragment that does
+         * not fit like a missing one, which would drop the rest of the
+         * filter without a word. */
+        int flen = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (flen <= 0) {
             break;
         }
-        if (n + (size_t)got + 2 > len) {
+        if (n + (size_t)flen + 2 > len) {
             return TC_ETOOBIG;
         }
-        n += (size_t)snprintf(qs + n, len - n, "%s%s", n ? "&" : "", frag);
+        if (n > 0) {
+            qs[n++] = '&';
+        }
+        int got = lws_hdr_copy_fragment(wsi, qs + n, (int)(len - n), WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (got < 0) {
+            return TC_ETOOBIG;
+        }
+        n += (size_t)got;
     }
+    qs[n] = '\0';
     return TC_OK;
 }
 
@@ -64,7 +74,7 @@ int
 tc_http__request_filter(struct tc_http__conn *c, char *qs, size_t len, struct tc_filter *filter)
 {
     struct tc_error err;
-    if (tc_http__query(c->wsi, qs, len) != TC_OK) {
+    if (tc_server_query_string(c->wsi, qs, len) != TC_OK) {
         tc_http__respond_error(c, 414, "uri_too_long", "query string too long");
         return TC_EINVAL;
     }

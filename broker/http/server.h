@@ -85,6 +85,11 @@ void tc_admin_reply_error(struct tc_admin_req *req, int status, const char *code
 void tc_admin_reply_typed(struct tc_admin_req *req, int status, const char *content_type,
                           const char *body, size_t len);
 
+/* Copies the request's raw query string (its fragments joined by '&') into
+ * qs. @returns 0, or TC_ETOOBIG when it does not fit: callers answer 414
+ * rather than act on part of a filter. */
+int tc_server_query_string(struct lws *wsi, char *qs, size_t len);
+
 /* True when origin may open a session: ws.allowed_origins is empty, or holds
  * it exactly. A missing Origin (non-browser clients) is allowed. */
 bool tc_server_origin_allowed(const struct tc_config *cfg, const char *origin);

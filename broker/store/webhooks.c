@@ -201,10 +201,24 @@ const char tc_store__wh_get_lua[] =
     "  pending = pending + redis.call('LLEN', q)\n"
     "end\n"
     "local att = redis.call('LRANGE', P .. 'wh:attempts:' .. id, 0, 49)\n"
-    "local dead = redis.call('LLEN', P .. 'wh:dead:' .. id)\n"
+    "local dk = P .. 'wh:dead:' .. id\n"
+    "local dead = redis.call('LLEN', dk)\n"
+    /* The newest 50 dead messages, newest first: what a replay would send. */
+    "local shown = {}\n"
+    "local ids = redis.call('LRANGE', dk, -50, -1)\n"
+    "for i = #ids, 1, -1 do\n"
+    "  local j = redis.call('HMGET', P .. 'wh:job:' .. ids[i], 'seq', 'incident', 'attempts',"
+    " 'created_at', 'last_status', 'last_error')\n"
+    "  if j[1] then\n"
+    "    shown[#shown + 1] = cjson.encode({webhook_id = ids[i], seq = tonumber(j[1]),\n"
+    "      incident_id = j[2], attempts = tonumber(j[3]) or 0,\n"
+    "      created_at_ms = tonumber(j[4]) or 0, last_status = tonumber(j[5]) or 0,\n"
+    "      last_error = j[6] or ''})\n"
+    "  end\n"
+    "end\n"
     "return '{\"endpoint\":' .. epj .. ',\"attempts\":[' .. table.concat(att, ',') ..\n"
     "  '],\"pending\":' .. string.format('%d', pending) .. ',\"dead\":' ..\n"
-    "  string.format('%d', dead) .. '}'\n";
+    "  string.format('%d', dead) .. ',\"dead_messages\":[' .. table.concat(shown, ',') .. ']}'\n";
 
 /* KEYS: 1 wh:endpoints, 2 wh:due. ARGV: 1 id, 2 P. Returns 1, or 0 when the
  * endpoint does not exist. Its FIFOs are found through P wh:qs:<id>. */
@@ -505,7 +519,8 @@ endpoint_json(const char *id, const char *request_json, const char *secret)
     if (desc != NULL && (!json_is_string(desc) || json_string_length(desc) > DESC_MAX)) {
         goto out;
     }
-    if (tc_filter_from_json(json_object_get(req, "filter"), &f, &err) != 0) {
+    const json_t *fj = json_object_get(req, "filter");
+    if (tc_filter_from_json(json_is_null(fj) ? NULL : fj, &f, &err) != 0) {
         goto out;
     }
     ep = json_pack("{s:s, s:s, s:o, s:s, s:[s], s:n, s:I, s:b, s:n, s:n}", "id", id, "url", url,

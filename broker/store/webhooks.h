@@ -79,7 +79,9 @@ void tc_store_wh_create(struct tc_store *s, const char *id, const char *request_
                         const char *secret, tc_store_wh_json_cb cb, void *arg);
 /* json is an array of every endpoint (in no particular order). */
 void tc_store_wh_list(struct tc_store *s, tc_store_wh_json_cb cb, void *arg);
-/* json is {"endpoint":{...},"attempts":[newest first, <= 50],"pending":N,"dead":N}. */
+/* json is {"endpoint":{...},"attempts":[newest first, <= 50],"pending":N,"dead":N,
+ * "dead_messages":[{"webhook_id","seq","incident_id","attempts","created_at_ms",
+ * "last_status","last_error"}, newest first, <= 50]}. */
 void tc_store_wh_get(struct tc_store *s, const char *id, tc_store_wh_json_cb cb, void *arg);
 /* Deletes the endpoint, its queued and dead jobs and its attempts. n = 1, or
  * TC_ENOENT. */

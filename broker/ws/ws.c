@@ -7,6 +7,7 @@
  * @loop main. Does not create the lws context (http/ does).
  */
 #include "ws/ws.h"
+#include "http/server.h"
 #include "log/log.h"
 #include "metrics/metrics.h"
 #include "model/frame_queue.h"
@@ -178,20 +179,10 @@ subscribe(struct session *s, const char *id, struct tc_filter *filter, bool has_
 static void
 on_established(struct session *s)
 {
-    char qs[2048] = "";
-    size_t n = 0;
-    for (int i = 0;; i++) {
-        char frag[1024];
-        int got = lws_hdr_copy_fragment(s->wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i);
-        if (got <= 0) {
-            break;
-        }
-        if (n + (size_t)got + 2 > sizeof(qs)) {
-            send_error(s, "bad_request", "query string too long",
-                       LWS_CLOSE_STATUS_POLICY_VIOLATION);
-            return;
-        }
-        n += (size_t)snprintf(qs + n, sizeof(qs) - n, "%s%s", n ? "&" : "", frag);
+    char qs[2048];
+    if (tc_server_query_string(s->wsi, qs, sizeof(qs)) != TC_OK) {
+        send_error(s, "bad_request", "query string too long", LWS_CLOSE_STATUS_POLICY_VIOLATION);
+        return;
     }
     push_new(s, tc_frame_welcome(tc_hub_epoch(s->ws->hub), tc_hub_seq(s->ws->hub),
                                  (unsigned)(s->ws->cfg->ws_heartbeat_ms / 1000)));
