@@ -337,7 +337,8 @@ test_retry_dead_replay(void **state)
     assert_int_equal(claim(&fx, wall_ms() + 10, 60000, &r), 1);
     assert_string_equal(r.jobs[0].job_id, j2);
     assert_int_equal(get(&fx, "a", &r), 0);
-    assert_non_null(strstr(r.json, "\"pending\":1,\"dead\":1}"));
+    assert_non_null(strstr(r.json, "\"pending\":1,\"dead\":1,\"dead_messages\":[{"));
+    assert_non_null(strstr(r.json, "\"last_status\":500"));
     assert_non_null(strstr(r.json, "\"attempts\":[{\"status\":500},{\"status\":503,"));
     /* Replay while j2 waits in the FIFO: j1 is superseded (sending it after
      * j2 would show an older state after a newer one), not re-queued. */
