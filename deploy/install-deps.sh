@@ -17,7 +17,8 @@ packages=(
     libjansson-dev libcurl4-openssl-dev libssl-dev libcmocka-dev
     redis-server kcat curl
     python3-pytest python3-websockets python3-redis python3-confluent-kafka
-    python3-aiosmtpd python3-jsonschema python3-yaml
+    python3-aiosmtpd python3-jsonschema python3-yaml python3-selenium
+    chromium chromium-driver nodejs
     clang-format systemd
 )
 

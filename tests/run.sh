@@ -60,6 +60,9 @@ run_pass() { # run_pass plain|sanitize [pytest args...]
 }
 
 start=$(date +%s)
+# The browser client's pure logic (clients/js), with node's own test runner.
+echo "== browser client unit tests (node --test)"
+node --test "$root/tests/js/"
 for pass in "${passes[@]}"; do
     run_pass "$pass" "$@"
 done
