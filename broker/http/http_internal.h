@@ -25,6 +25,8 @@ struct tc_http__conn {
     size_t body_len;
     char etag[TC_EPOCH_MAX + 32];
     bool close_after;
+    bool cors;                        /* a public read route: answer with CORS headers */
+    bool preflight;                   /* an OPTIONS preflight: answer with the allowed methods */
     struct tc_http__pending *pending; /* an answer from Redis to wait for */
     struct tc_admin_req *admin_req;   /* an admin answer to wait for */
     /* An admin request: method, path and its body, read up to
@@ -71,6 +73,9 @@ void tc_http__respond(struct tc_http__conn *c, int status, const char *content_t
 /* A JSON error body: {"error":code,"message":message}. */
 void tc_http__respond_error(struct tc_http__conn *c, int status, const char *code,
                             const char *message);
+/* Adds the CORS headers of a public read route (when the request has an
+ * allowed Origin). @returns 0 or -1 (no room). */
+int tc_http__cors_headers(struct tc_http__conn *c, unsigned char **p, unsigned char *end);
 /* A buffer with LWS_PRE headroom; the returned pointer is the start of the
  * headroom, the body goes at + LWS_PRE. */
 unsigned char *tc_http__body_alloc(size_t len);

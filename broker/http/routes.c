@@ -84,6 +84,11 @@ route_incidents(struct tc_http__conn *c)
 {
     char qs[2048];
     struct tc_filter filter;
+    if (!tc_hub_loaded(c->srv->deps.hub)) {
+        /* An empty list now would read as "no incidents" to a banner. */
+        tc_http__respond_error(c, 503, "starting", "tocsind is loading its history, try again");
+        return;
+    }
     if (tc_http__request_filter(c, qs, sizeof(qs), &filter) != TC_OK) {
         return;
     }

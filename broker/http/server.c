@@ -114,6 +114,39 @@ tc_http__respond_error(struct tc_http__conn *c, int status, const char *code, co
     tc_http__respond(c, status, "application/json", b, len);
 }
 
+static int
+add_header(struct tc_http__conn *c, const char *name, const char *value, unsigned char **p,
+           unsigned char *end)
+{
+    return lws_add_http_header_by_name(c->wsi, (const unsigned char *)name,
+                                       (const unsigned char *)value, (int)strlen(value), p, end);
+}
+
+/* Browsers on other origins (an app embedding the banner) may read the
+ * public routes: the answer names the Origin when ws.allowed_origins lets it
+ * subscribe, and exposes ETag for conditional polling. */
+int
+tc_http__cors_headers(struct tc_http__conn *c, unsigned char **p, unsigned char *end)
+{
+    char origin[256] = "";
+    if (!c->cors || lws_hdr_copy(c->wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) <= 0 ||
+        !tc_server_origin_allowed(c->srv->cfg, origin)) {
+        return 0;
+    }
+    if (add_header(c, "access-control-allow-origin:", origin, p, end) ||
+        add_header(c, "vary:", "Origin", p, end) ||
+        add_header(c, "access-control-expose-headers:", "ETag", p, end)) {
+        return -1;
+    }
+    if (c->preflight &&
+        (add_header(c, "access-control-allow-methods:", "GET", p, end) ||
+         add_header(c, "access-control-allow-headers:", "If-None-Match, Last-Event-ID", p, end) ||
+         add_header(c, "access-control-max-age:", "600", p, end))) {
+        return -1;
+    }
+    return 0;
+}
+
 /* Writes the queued whole response: headers, then the body in one write. */
 static int
 write_response(struct tc_http__conn *c)
@@ -129,6 +162,9 @@ write_response(struct tc_http__conn *c)
     if (c->etag[0] && lws_add_http_header_by_name(
                           c->wsi, (const unsigned char *)"etag:", (const unsigned char *)c->etag,
                           (int)strlen(c->etag), &p, end)) {
+        return -1;
+    }
+    if (tc_http__cors_headers(c, &p, end) != 0) {
         return -1;
     }
     if (lws_finalize_write_http_header(c->wsi, start, &p, end)) {
@@ -159,7 +195,7 @@ request_line(struct lws *wsi, int *method, char *path, size_t len)
     } methods[] = {
         {WSI_TOKEN_GET_URI, TC_HTTP_GET},       {WSI_TOKEN_POST_URI, TC_HTTP_POST},
         {WSI_TOKEN_PUT_URI, TC_HTTP_PUT},       {WSI_TOKEN_PATCH_URI, TC_HTTP_PATCH},
-        {WSI_TOKEN_DELETE_URI, TC_HTTP_DELETE},
+        {WSI_TOKEN_DELETE_URI, TC_HTTP_DELETE}, {WSI_TOKEN_OPTIONS_URI, TC_HTTP_OPTIONS},
     };
     for (size_t i = 0; i < TC_ARRAY_SIZE(methods); i++) {
         if (lws_hdr_total_length(wsi, methods[i].token) > 0) {
@@ -183,6 +219,13 @@ on_http(struct tc_http__conn *c, struct lws *wsi)
     }
     if (tc_http__is_admin_route(c->srv, c->method, c->path)) {
         return tc_http__admin_begin(c);
+    }
+    c->cors = strcmp(c->path, "/v1/events") == 0 || strcmp(c->path, "/v1/incidents") == 0 ||
+              strncmp(c->path, "/v1/incidents/", 14) == 0;
+    if (c->method == TC_HTTP_OPTIONS && c->cors) {
+        c->preflight = true;
+        tc_http__respond(c, 204, "text/plain", NULL, 0);
+        return 0;
     }
     if (c->method != TC_HTTP_GET) {
         /* A body may follow that nobody reads: close after the answer. */

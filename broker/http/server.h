@@ -48,6 +48,7 @@ enum tc_http_method {
     TC_HTTP_PUT,
     TC_HTTP_PATCH,
     TC_HTTP_DELETE,
+    TC_HTTP_OPTIONS, /* CORS preflight of the public routes */
 };
 
 #define TC_ADMIN_MAX_PARAMS 4

@@ -80,6 +80,10 @@ tc_http__sse_start(struct tc_http__conn *c)
         tc_http__respond_error(c, 503, "shutting_down", "try another node");
         return;
     }
+    if (!tc_hub_loaded(srv->deps.hub)) {
+        tc_http__respond_error(c, 503, "starting", "tocsind is loading its history, try again");
+        return;
+    }
     if (tc_http__request_filter(c, qs, sizeof(qs), &filter) != TC_OK) {
         return;
     }
@@ -113,12 +117,13 @@ tc_http__sse_writeable(struct tc_http__conn *c)
         return -1;
     }
     if (!c->sse_headers_sent) {
-        unsigned char hbuf[LWS_PRE + 512];
+        unsigned char hbuf[LWS_PRE + 1024];
         unsigned char *start = hbuf + LWS_PRE, *p = start, *end = hbuf + sizeof(hbuf) - 1;
         if (lws_add_http_common_headers(c->wsi, HTTP_STATUS_OK, "text/event-stream",
                                         LWS_ILLEGAL_HTTP_CONTENT_LEN, &p, end) ||
             lws_add_http_header_by_name(c->wsi, (const unsigned char *)"cache-control:",
                                         (const unsigned char *)"no-cache", 8, &p, end) ||
+            tc_http__cors_headers(c, &p, end) != 0 ||
             lws_finalize_write_http_header(c->wsi, start, &p, end)) {
             return -1;
         }
@@ -157,7 +162,9 @@ tc_http__sse_closed(struct tc_http__conn *c)
     tc_metrics_gauge_set(TC_G_SSE_SESSIONS, (int64_t)srv->nsse);
 }
 
-/* A comment line keeps proxies from closing a quiet stream. */
+/* A heartbeat event keeps proxies from closing a quiet stream, and lets a
+ * client see that the stream is alive (EventSource hides comment lines). It
+ * has no id: a resume point comes only with updates. */
 void
 tc_http__sse_heartbeat(uv_timer_t *t)
 {
@@ -167,7 +174,13 @@ tc_http__sse_heartbeat(uv_timer_t *t)
     for (struct tc_http__conn *c = srv->sse.next; c != &srv->sse; c = c->next) {
         if (now - c->last_send_ms >= srv->cfg->ws_heartbeat_ms && c->q.len == 0) {
             if (f == NULL) {
-                f = tc_frame_new(": heartbeat\n\n", 13);
+                char text[160];
+                int n = snprintf(text, sizeof(text),
+                                 "event: heartbeat\ndata: {\"type\":\"heartbeat\",\"epoch\":\"%s\","
+                                 "\"seq\":%llu}\n\n",
+                                 tc_hub_epoch(srv->deps.hub),
+                                 (unsigned long long)tc_hub_seq(srv->deps.hub));
+                f = tc_frame_new(text, (size_t)n);
             }
             sse_push(&c->sink, f);
             c->last_send_ms = now;

@@ -180,6 +180,13 @@ static void
 on_established(struct session *s)
 {
     char qs[2048];
+    if (!tc_hub_loaded(s->ws->hub)) {
+        /* A snapshot now would be empty and without an epoch: a client would
+         * clear its banner. 1013: reconnect in a moment. */
+        send_error(s, "starting", "tocsind is loading its history, reconnect in a moment",
+                   CLOSE_TRY_AGAIN_LATER);
+        return;
+    }
     if (tc_server_query_string(s->wsi, qs, sizeof(qs)) != TC_OK) {
         send_error(s, "bad_request", "query string too long", LWS_CLOSE_STATUS_POLICY_VIOLATION);
         return;
