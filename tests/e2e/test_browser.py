@@ -227,8 +227,6 @@ def test_falls_back_to_sse_then_polling(browser, site, tocsind, kafka):
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.xfail(strict=True, reason="tocsind sends no Access-Control-Allow-Origin on "
-                   "/v1/events and /v1/incidents, so a page on another origin cannot read them")
 def test_cross_origin_sse(browser, site, tocsind):
     comp = uid("web")
     browser.open(site.page_url(src=tocsind.url, components=comp, transports="sse",
