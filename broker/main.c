@@ -1,11 +1,14 @@
 /* tocsin — SPDX-License-Identifier: MIT
  *
  * tocsind: command line, configuration, the main libuv loop and the wiring
- * of ingest → store → hub → ws/http, signals, and the shutdown order:
- * stop accepting and close sessions (1001), let ingest finish and commit,
- * destroy the server, close Redis, exit 0.
+ * of ingest → store → hub → ws/http, the gateways (webhooks, email), the
+ * publishing API, signals, and the shutdown order: stop accepting and close
+ * sessions (1001), let ingest finish and commit, destroy the server, close
+ * the gateways and the event producer, close Redis, exit 0.
  */
 #include "config/config.h"
+#include "email/api.h"
+#include "email/mailer.h"
 #include "http/server.h"
 #include "hub/hub.h"
 #include "ingest/ingest.h"
@@ -38,6 +41,8 @@ struct app {
     struct tc_ingest *ingest;
     struct tc_webhook *webhook;
     struct tc_producer *producer;
+    struct tc_mailer *mailer;
+    struct tc_email_api *email_api;
     struct tc_publish_api *publish;
     int gateways_open; /* outbound parts still closing before the store closes */
     uv_signal_t sigterm, sigint;
@@ -54,7 +59,8 @@ usage(FILE *out)
     fprintf(out, "Usage: tocsind [-c FILE] [options]\n"
                  "\n"
                  "tocsin's broker: consumes incident events from Kafka, orders and deduplicates\n"
-                 "them in Redis, and pushes updates to WebSocket and SSE subscribers.\n"
+                 "them in Redis, and pushes updates to WebSocket and SSE subscribers, webhook\n"
+                 "endpoints and email subscribers. Ops publish through its admin API.\n"
                  "\n"
                  "Options:\n"
                  "  -c, --config FILE   JSON configuration file (schemas/config.schema.json)\n"
@@ -126,6 +132,14 @@ kafka_ready(void *arg)
 {
     TC_UNUSED(arg);
     return app.ingest != NULL && tc_ingest_ready(app.ingest);
+}
+
+/* The email API verifies links with the mailer's key. */
+static bool
+link_key(void *arg, const unsigned char **key, size_t *len)
+{
+    TC_UNUSED(arg);
+    return app.mailer != NULL && tc_mailer_link_key(app.mailer, key, len);
 }
 
 /* ---- admin routes: the webhook API ---- */
@@ -230,6 +244,7 @@ on_gateway_closed(void *arg)
     }
     app.webhook = NULL;
     app.producer = NULL;
+    app.mailer = NULL;
     if (app.store != NULL) {
         tc_store_close(app.store, on_store_closed, NULL);
     }
@@ -252,6 +267,10 @@ finish_shutdown(uv_timer_t *t)
     if (app.producer != NULL) {
         app.gateways_open++;
         tc_producer_close(app.producer, 1000, on_gateway_closed, NULL);
+    }
+    if (app.mailer != NULL) {
+        app.gateways_open++;
+        tc_mailer_close(app.mailer, on_gateway_closed, NULL);
     }
     on_gateway_closed(NULL);
 }
@@ -396,6 +415,18 @@ start(void)
         tc_err("main", "too many HTTP routes");
         return 1;
     }
+    app.mailer = tc_mailer_new(app.loop, &app.cfg, app.store);
+    if (tc_mailer_start(app.mailer, &err) != TC_OK) {
+        tc_err("main", "cannot start the email gateway", TC_S("error", err.text));
+        return 2; /* a configuration problem: smtp.from, a template, the link secret */
+    }
+    struct tc_email_api_deps email = {
+        .cfg = &app.cfg, .store = app.store, .link_key = link_key, .link_key_arg = NULL};
+    app.email_api = tc_email_api_new(app.server, &email);
+    if (app.email_api == NULL) {
+        tc_err("main", "too many HTTP routes");
+        return 1;
+    }
     struct tc_ingest_hooks hooks = {.apply = apply_event, .arg = NULL};
     app.ingest = tc_ingest_new(app.loop, &app.cfg, bootstrap, &hooks, &err);
     if (app.ingest == NULL) {
@@ -468,6 +499,7 @@ main(int argc, char **argv)
         tc_debug("main", "loop still had handles at exit");
     }
     tc_publish_api_free(app.publish);
+    tc_email_api_free(app.email_api);
     tc_kafka_embedded_free(app.kafka);
     tc_config_fini(&app.cfg);
     curl_global_cleanup();
