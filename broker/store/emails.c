@@ -352,46 +352,6 @@ wall_ms(void)
     return tc_wall_us() / 1000;
 }
 
-/* aux of a count request: how a reply of 0 maps. -1 is always TC_ENOENT. */
-enum { COUNT_PLAIN, COUNT_ZERO_ENOENT };
-
-static void
-count_done(struct tc_store__req *req, int status, const redisReply *reply)
-{
-    long long n = 0;
-
-    if (status == 0) {
-        if (reply->type != REDIS_REPLY_INTEGER) {
-            status = TC_EIO;
-        } else if (reply->integer == -1 || (reply->integer == 0 && req->aux == COUNT_ZERO_ENOENT)) {
-            status = TC_ENOENT;
-        } else if (reply->integer < 0) {
-            status = TC_EIO;
-        } else {
-            n = reply->integer;
-        }
-    }
-    req->cb.em_count(req->arg, status, status == 0 ? (uint64_t)n : 0);
-}
-
-static void
-json_done(struct tc_store__req *req, int status, const redisReply *reply)
-{
-    /* Scripts answer -1 for "no such subscriber", -2 for "id taken". */
-    if (status == 0 && reply->type == REDIS_REPLY_INTEGER) {
-        status = reply->integer == -1 ? TC_ENOENT : reply->integer == -2 ? TC_ESTATE : TC_EIO;
-    }
-    if (status != 0) {
-        req->cb.em_json(req->arg, status, NULL, 0);
-    } else if (reply->type == REDIS_REPLY_NIL) {
-        req->cb.em_json(req->arg, TC_ENOENT, NULL, 0);
-    } else if (reply->type == REDIS_REPLY_STRING) {
-        req->cb.em_json(req->arg, 0, reply->str, reply->len);
-    } else {
-        req->cb.em_json(req->arg, TC_EIO, NULL, 0);
-    }
-}
-
 /* Admits a request, or answers cb at once. @returns 0 or the error. */
 static int
 admit_json(struct tc_store *s, tc_store_em_json_cb cb, void *arg)
@@ -528,8 +488,8 @@ tc_store_em_complete(struct tc_store *s, const char *subscriber_id, uint64_t lea
     snprintf(snext, sizeof(snext), "%" PRIu64, next_due_ms);
     snprintf(snow, sizeof(snow), "%" PRIu64, wall_ms());
     snprintf(scoalesce, sizeof(scoalesce), "%" PRIu64, s->cfg->email_coalesce_ms);
-    req = em_req(s, TC_STORE__EM_COMPLETE, count_done, COUNT_PLAIN, arg);
-    req->cb.em_count = cb;
+    req = em_req(s, TC_STORE__EM_COMPLETE, tc_store__count_done, TC_STORE__COUNT_PLAIN, arg);
+    req->cb.count = cb;
     em_send(s, req, 5, (const int[]){K_DUE, K_SUBS, K_REFS, K_FIRST, K_TRIES}, 9,
             (const char *[]){subscriber_id, slease, sn, names[outcome], snext, attempt_json,
                              s->cfg->redis_prefix, snow, scoalesce});
@@ -594,8 +554,8 @@ tc_store_em_create(struct tc_store *s, const char *id, const char *address, cons
         return;
     }
     snprintf(snow, sizeof(snow), "%" PRIu64, wall_ms());
-    req = em_req(s, TC_STORE__EM_CREATE, json_done, 0, arg);
-    req->cb.em_json = cb;
+    req = em_req(s, TC_STORE__EM_CREATE, tc_store__json_done, 0, arg);
+    req->cb.json = cb;
     em_send(s, req, 5, (const int[]){K_SUBS, K_ADDR, K_CONFIRMED, K_DUE, K_FIRST}, 7,
             (const char *[]){id, address, sub, filter, confirmed ? "1" : "0", s->cfg->redis_prefix,
                              snow});
@@ -617,8 +577,8 @@ tc_store_em_resend_confirm(struct tc_store *s, const char *id, tc_store_em_count
         return;
     }
     snprintf(snow, sizeof(snow), "%" PRIu64, wall_ms());
-    req = em_req(s, TC_STORE__EM_RESEND, count_done, COUNT_PLAIN, arg);
-    req->cb.em_count = cb;
+    req = em_req(s, TC_STORE__EM_RESEND, tc_store__count_done, TC_STORE__COUNT_PLAIN, arg);
+    req->cb.count = cb;
     em_send(s, req, 3, (const int[]){K_SUBS, K_DUE, K_FIRST}, 3,
             (const char *[]){id, s->cfg->redis_prefix, snow});
 }
@@ -640,45 +600,10 @@ tc_store_em_confirm(struct tc_store *s, const char *id, tc_store_em_json_cb cb, 
     snprintf(snow_s, sizeof(snow_s), "%" PRIu64, now / 1000);
     snprintf(snow, sizeof(snow), "%" PRIu64, now);
     snprintf(scoalesce, sizeof(scoalesce), "%" PRIu64, s->cfg->email_coalesce_ms);
-    req = em_req(s, TC_STORE__EM_CONFIRM, json_done, 0, arg);
-    req->cb.em_json = cb;
+    req = em_req(s, TC_STORE__EM_CONFIRM, tc_store__json_done, 0, arg);
+    req->cb.json = cb;
     em_send(s, req, 5, (const int[]){K_SUBS, K_CONFIRMED, K_DUE, K_FIRST, K_TRIES}, 5,
             (const char *[]){id, s->cfg->redis_prefix, snow_s, snow, scoalesce});
-}
-
-static void
-list_done(struct tc_store__req *req, int status, const redisReply *reply)
-{
-    size_t total = 2;
-    char *text, *p;
-
-    if (status == 0 && reply->type != REDIS_REPLY_ARRAY) {
-        status = TC_EIO;
-    }
-    for (size_t i = 0; status == 0 && i < reply->elements; i++) {
-        if (reply->element[i]->type != REDIS_REPLY_STRING) {
-            status = TC_EIO;
-            break;
-        }
-        total += reply->element[i]->len + 1;
-    }
-    if (status != 0) {
-        req->cb.em_json(req->arg, status, NULL, 0);
-        return;
-    }
-    p = text = tc_xmalloc(total + 1);
-    *p++ = '[';
-    for (size_t i = 0; i < reply->elements; i++) {
-        if (i > 0) {
-            *p++ = ',';
-        }
-        memcpy(p, reply->element[i]->str, reply->element[i]->len);
-        p += reply->element[i]->len;
-    }
-    *p++ = ']';
-    *p = '\0';
-    req->cb.em_json(req->arg, 0, text, (size_t)(p - text));
-    free(text);
 }
 
 void
@@ -691,8 +616,8 @@ tc_store_em_list(struct tc_store *s, tc_store_em_json_cb cb, void *arg)
         return;
     }
     subs = tc_xasprintf("%s%s", s->cfg->redis_prefix, key_names[K_SUBS]);
-    req = em_req(s, -1, list_done, 0, arg);
-    req->cb.em_json = cb;
+    req = em_req(s, -1, tc_store__list_done, 0, arg);
+    req->cb.json = cb;
     tc_store__submit(req, 2, (const char *[]){"HVALS", subs}, (const size_t[]){5, strlen(subs)},
                      s->cfg->redis_timeout_ms);
     free(subs);
@@ -710,8 +635,8 @@ tc_store_em_get(struct tc_store *s, const char *id, tc_store_em_json_cb cb, void
         cb(arg, TC_ENOENT, NULL, 0);
         return;
     }
-    req = em_req(s, TC_STORE__EM_GET, json_done, 0, arg);
-    req->cb.em_json = cb;
+    req = em_req(s, TC_STORE__EM_GET, tc_store__json_done, 0, arg);
+    req->cb.json = cb;
     em_send(s, req, 1, (const int[]){K_SUBS}, 2, (const char *[]){id, s->cfg->redis_prefix});
 }
 
@@ -727,8 +652,8 @@ tc_store_em_delete(struct tc_store *s, const char *id, tc_store_em_count_cb cb, 
         cb(arg, TC_ENOENT, 0);
         return;
     }
-    req = em_req(s, TC_STORE__EM_DELETE, count_done, COUNT_ZERO_ENOENT, arg);
-    req->cb.em_count = cb;
+    req = em_req(s, TC_STORE__EM_DELETE, tc_store__count_done, TC_STORE__ZERO_ENOENT, arg);
+    req->cb.count = cb;
     em_send(s, req, 7, (const int[]){K_SUBS, K_ADDR, K_CONFIRMED, K_DUE, K_REFS, K_FIRST, K_TRIES},
             2, (const char *[]){id, s->cfg->redis_prefix});
 }
@@ -762,8 +687,8 @@ tc_store_em_rate_hit(struct tc_store *s, const char *bucket, uint64_t window_s,
     for (size_t i = 0; i < TC_ARRAY_SIZE(argv); i++) {
         argvlen[i] = strlen(argv[i]);
     }
-    req = em_req(s, TC_STORE__EM_RATE, count_done, COUNT_PLAIN, arg);
-    req->cb.em_count = cb;
+    req = em_req(s, TC_STORE__EM_RATE, tc_store__count_done, TC_STORE__COUNT_PLAIN, arg);
+    req->cb.count = cb;
     tc_store__submit(req, 3, argv, argvlen, s->cfg->redis_timeout_ms);
     free(k);
 }
@@ -780,30 +705,9 @@ tc_store_em_link_key(struct tc_store *s, const char *candidate, tc_store_em_json
         cb(arg, TC_EINVAL, NULL, 0);
         return;
     }
-    req = em_req(s, TC_STORE__EM_LINK_KEY, json_done, 0, arg);
-    req->cb.em_json = cb;
+    req = em_req(s, TC_STORE__EM_LINK_KEY, tc_store__json_done, 0, arg);
+    req->cb.json = cb;
     em_send(s, req, 1, (const int[]){K_KEY}, 1, (const char *[]){candidate});
-}
-
-static void
-stats_done(struct tc_store__req *req, int status, const redisReply *reply)
-{
-    long long v[2] = {0, 0};
-
-    if (status == 0 && (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2)) {
-        status = TC_EIO;
-    }
-    for (size_t i = 0; status == 0 && i < 2; i++) {
-        if (reply->element[i]->type != REDIS_REPLY_INTEGER || reply->element[i]->integer < 0) {
-            status = TC_EIO;
-        } else {
-            v[i] = reply->element[i]->integer;
-        }
-    }
-    if (status != 0) {
-        v[0] = v[1] = 0;
-    }
-    req->cb.em_stats(req->arg, status, (uint64_t)v[0], (uint64_t)v[1]);
 }
 
 void
@@ -818,7 +722,7 @@ tc_store_em_stats(struct tc_store *s, uint64_t now_ms, tc_store_em_stats_cb cb, 
         return;
     }
     snprintf(snow, sizeof(snow), "%" PRIu64, now_ms);
-    req = em_req(s, TC_STORE__EM_STATS, stats_done, 0, arg);
-    req->cb.em_stats = cb;
+    req = em_req(s, TC_STORE__EM_STATS, tc_store__pair_done, 0, arg);
+    req->cb.pair = cb;
     em_send(s, req, 1, (const int[]){K_DUE}, 1, (const char *[]){snow});
 }

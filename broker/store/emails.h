@@ -53,9 +53,9 @@ struct tc_store_em_job {
 typedef void (*tc_store_em_claim_cb)(void *arg, int status, const struct tc_store_em_job *jobs,
                                      size_t n);
 /* status 0 with a borrowed compact JSON text, or an error code with json NULL. */
-typedef void (*tc_store_em_json_cb)(void *arg, int status, const char *json, size_t len);
+typedef tc_store_json_cb tc_store_em_json_cb;
 /* status 0 with a count (see each function), or an error code and 0. */
-typedef void (*tc_store_em_count_cb)(void *arg, int status, uint64_t n);
+typedef tc_store_count_cb tc_store_em_count_cb;
 
 enum tc_store_em_outcome {
     TC_STORE_EM_DELIVERED, /* the server took it: its items are dropped */
@@ -132,7 +132,7 @@ void tc_store_em_link_key(struct tc_store *s, const char *candidate, tc_store_em
 
 /* The queue gauges: subscribers with queued items, and those due now and not
  * leased. */
-typedef void (*tc_store_em_stats_cb)(void *arg, int status, uint64_t queued, uint64_t due);
+typedef tc_store_pair_cb tc_store_em_stats_cb;
 void tc_store_em_stats(struct tc_store *s, uint64_t now_ms, tc_store_em_stats_cb cb, void *arg);
 
 #endif

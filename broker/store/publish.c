@@ -22,7 +22,7 @@ outcome_done(struct tc_store__req *req, int status, const redisReply *reply)
             status = TC_EIO;
         }
     }
-    req->cb.outcome(req->arg, status, seq);
+    req->cb.count(req->arg, status, seq);
 }
 
 void
@@ -35,7 +35,7 @@ tc_store_event_outcome(struct tc_store *s, const char *event_id, tc_store_outcom
     }
     char *key = tc_xasprintf("%sdedup:%s", s->cfg->redis_prefix, event_id);
     struct tc_store__req *req = tc_store__req_new(&s->cmd, -1, outcome_done);
-    req->cb.outcome = cb;
+    req->cb.count = cb;
     req->arg = arg;
     const char *argv[] = {"GET", key};
     const size_t argvlen[] = {3, strlen(key)};

@@ -16,7 +16,7 @@
 
 /* status 0 with seq > 0 (accepted) or seq 0 (stale); TC_ENOENT when the
  * event has not been applied (yet); or TC_EIO / TC_ETIMEDOUT / TC_EAGAIN. */
-typedef void (*tc_store_outcome_cb)(void *arg, int status, uint64_t seq);
+typedef tc_store_count_cb tc_store_outcome_cb;
 void tc_store_event_outcome(struct tc_store *s, const char *event_id, tc_store_outcome_cb cb,
                             void *arg);
 

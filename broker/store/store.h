@@ -21,6 +21,13 @@ struct tc_store;
 
 #define TC_EPOCH_MAX 64
 
+/* The answers of the gateways' store calls (webhooks.h, emails.h,
+ * publish.h): status 0 with a borrowed compact JSON text / a count / a
+ * pair of counts, or an error code with NULL / 0. */
+typedef void (*tc_store_json_cb)(void *arg, int status, const char *json, size_t len);
+typedef void (*tc_store_count_cb)(void *arg, int status, uint64_t n);
+typedef void (*tc_store_pair_cb)(void *arg, int status, uint64_t a, uint64_t b);
+
 /* Called when the command connection becomes usable (connected, script
  * loaded) or unusable (error, timeout, disconnect). The store reconnects by
  * itself with backoff. */

@@ -186,14 +186,10 @@ struct tc_store__req {
         tc_store_apply_cb apply;
         tc_store_incident_cb incident;
         tc_store_wh_claim_cb wh_claim;
-        tc_store_wh_json_cb wh_json;
-        tc_store_wh_count_cb wh_count;
-        tc_store_wh_stats_cb wh_stats;
-        tc_store_outcome_cb outcome;
         tc_store_em_claim_cb em_claim;
-        tc_store_em_json_cb em_json;
-        tc_store_em_count_cb em_count;
-        tc_store_em_stats_cb em_stats;
+        tc_store_json_cb json;
+        tc_store_count_cb count;
+        tc_store_pair_cb pair;
     } cb;
     void *arg;
 };
@@ -255,6 +251,17 @@ void tc_store__submit(struct tc_store__req *req, int argc, const char **argv, co
 /* Checks that a command may go out on the command connection now.
  * @returns 0, TC_EIO (not ready) or TC_EAGAIN (TC_STORE__MAX_INFLIGHT). */
 int tc_store__cmd_admit(const struct tc_store *s);
+
+/* Reply decoders shared by the gateways' calls (replies.c); each calls the
+ * request's cb once. count: an integer, -1 is TC_ENOENT, and so is 0 when
+ * req->aux is TC_STORE__ZERO_ENOENT. json: a string (nil or -1 TC_ENOENT,
+ * -2 TC_ESTATE). list: strings joined into a JSON array. pair: two
+ * non-negative integers. */
+enum { TC_STORE__COUNT_PLAIN, TC_STORE__ZERO_ENOENT };
+void tc_store__count_done(struct tc_store__req *req, int status, const redisReply *reply);
+void tc_store__json_done(struct tc_store__req *req, int status, const redisReply *reply);
+void tc_store__list_done(struct tc_store__req *req, int status, const redisReply *reply);
+void tc_store__pair_done(struct tc_store__req *req, int status, const redisReply *reply);
 
 /* Drops c's live context (a failure the caller detected in a reply): every
  * pending request fails, and the connection is retried with backoff. */

@@ -343,46 +343,6 @@ wh_submit(struct tc_store *s, struct tc_store__req *req, int argc, const char **
     tc_store__submit(req, argc, argv, argvlen, s->cfg->redis_timeout_ms);
 }
 
-/* aux of a count request: how a reply maps to TC_ENOENT. */
-enum { COUNT_PLAIN, COUNT_ZERO_ENOENT };
-
-static void
-count_done(struct tc_store__req *req, int status, const redisReply *reply)
-{
-    long long n = 0;
-
-    if (status == 0) {
-        if (reply->type != REDIS_REPLY_INTEGER) {
-            status = TC_EIO;
-        } else if (reply->integer == 0 && req->aux == COUNT_ZERO_ENOENT) {
-            status = TC_ENOENT;
-        } else if (reply->integer < 0) {
-            status = TC_EIO;
-        } else {
-            n = reply->integer;
-        }
-    }
-    req->cb.wh_count(req->arg, status, status == 0 ? (uint64_t)n : 0);
-}
-
-static void
-json_done(struct tc_store__req *req, int status, const redisReply *reply)
-{
-    /* Scripts answer -1 for "no such endpoint", -2 for "not in this state". */
-    if (status == 0 && reply->type == REDIS_REPLY_INTEGER) {
-        status = reply->integer == -1 ? TC_ENOENT : reply->integer == -2 ? TC_ESTATE : TC_EIO;
-    }
-    if (status != 0) {
-        req->cb.wh_json(req->arg, status, NULL, 0);
-    } else if (reply->type == REDIS_REPLY_NIL) {
-        req->cb.wh_json(req->arg, TC_ENOENT, NULL, 0);
-    } else if (reply->type == REDIS_REPLY_STRING) {
-        req->cb.wh_json(req->arg, 0, reply->str, reply->len);
-    } else {
-        req->cb.wh_json(req->arg, TC_EIO, NULL, 0);
-    }
-}
-
 /* ---- claim and complete ---- */
 
 static uint64_t
@@ -486,8 +446,8 @@ tc_store_wh_complete(struct tc_store *s, const char *job_id, enum tc_store_wh_ou
     snprintf(snext, sizeof(snext), "%" PRIu64, next_due_ms);
     snprintf(snow, sizeof(snow), "%" PRIu64, tc_wall_us() / 1000);
     snprintf(slimit, sizeof(slimit), "%" PRIu64, s->cfg->webhook_disable_after_ms);
-    req = wh_req(s, TC_STORE__WH_COMPLETE, count_done, COUNT_PLAIN, arg);
-    req->cb.wh_count = cb;
+    req = wh_req(s, TC_STORE__WH_COMPLETE, tc_store__count_done, TC_STORE__COUNT_PLAIN, arg);
+    req->cb.count = cb;
     wh_submit(s, req, 10,
               (const char *[]){"2", due, eps, job_id, names[outcome], snext,
                                attempt_json != NULL ? attempt_json : "{}", s->cfg->redis_prefix,
@@ -550,8 +510,8 @@ create_done(struct tc_store__req *req, int status, const redisReply *reply)
     } else if (status == 0 && reply->integer != 1) {
         status = TC_ESTATE;
     }
-    req->cb.wh_json(req->arg, status, status == 0 ? req->buf : NULL,
-                    status == 0 ? strlen(req->buf) : 0);
+    req->cb.json(req->arg, status, status == 0 ? req->buf : NULL,
+                 status == 0 ? strlen(req->buf) : 0);
 }
 
 void
@@ -575,46 +535,11 @@ tc_store_wh_create(struct tc_store *s, const char *id, const char *request_json,
     }
     eps = tc_xasprintf("%swh:endpoints", s->cfg->redis_prefix);
     req = wh_req(s, -1, create_done, 0, arg);
-    req->cb.wh_json = cb;
+    req->cb.json = cb;
     /* A plain command's buf is unused by the store; it frees it with req. */
     req->buf = text;
     wh_submit(s, req, 4, (const char *[]){"HSETNX", eps, id, text});
     free(eps);
-}
-
-static void
-list_done(struct tc_store__req *req, int status, const redisReply *reply)
-{
-    size_t total = 2;
-    char *text, *p;
-
-    if (status == 0 && reply->type != REDIS_REPLY_ARRAY) {
-        status = TC_EIO;
-    }
-    for (size_t i = 0; status == 0 && i < reply->elements; i++) {
-        if (reply->element[i]->type != REDIS_REPLY_STRING) {
-            status = TC_EIO;
-            break;
-        }
-        total += reply->element[i]->len + 1;
-    }
-    if (status != 0) {
-        req->cb.wh_json(req->arg, status, NULL, 0);
-        return;
-    }
-    p = text = tc_xmalloc(total + 1);
-    *p++ = '[';
-    for (size_t i = 0; i < reply->elements; i++) {
-        if (i > 0) {
-            *p++ = ',';
-        }
-        memcpy(p, reply->element[i]->str, reply->element[i]->len);
-        p += reply->element[i]->len;
-    }
-    *p++ = ']';
-    *p = '\0';
-    req->cb.wh_json(req->arg, 0, text, (size_t)(p - text));
-    free(text);
 }
 
 void
@@ -629,8 +554,8 @@ tc_store_wh_list(struct tc_store *s, tc_store_wh_json_cb cb, void *arg)
         return;
     }
     eps = tc_xasprintf("%swh:endpoints", s->cfg->redis_prefix);
-    req = wh_req(s, -1, list_done, 0, arg);
-    req->cb.wh_json = cb;
+    req = wh_req(s, -1, tc_store__list_done, 0, arg);
+    req->cb.json = cb;
     wh_submit(s, req, 2, (const char *[]){"HVALS", eps});
     free(eps);
 }
@@ -670,8 +595,8 @@ json_script(struct tc_store *s, int script, bool with_due, int argc, const char 
         cb(arg, rc, NULL, 0);
         return;
     }
-    req = wh_req(s, script, json_done, 0, arg);
-    req->cb.wh_json = cb;
+    req = wh_req(s, script, tc_store__json_done, 0, arg);
+    req->cb.json = cb;
     ep_script(s, with_due, argc, args, req);
 }
 
@@ -686,8 +611,8 @@ count_script(struct tc_store *s, int script, int aux, int argc, const char **arg
         cb(arg, rc, 0);
         return;
     }
-    req = wh_req(s, script, count_done, aux, arg);
-    req->cb.wh_count = cb;
+    req = wh_req(s, script, tc_store__count_done, aux, arg);
+    req->cb.count = cb;
     ep_script(s, true, argc, args, req);
 }
 
@@ -700,7 +625,7 @@ tc_store_wh_get(struct tc_store *s, const char *id, tc_store_wh_json_cb cb, void
 void
 tc_store_wh_delete(struct tc_store *s, const char *id, tc_store_wh_count_cb cb, void *arg)
 {
-    count_script(s, TC_STORE__WH_DELETE, COUNT_ZERO_ENOENT, 2,
+    count_script(s, TC_STORE__WH_DELETE, TC_STORE__ZERO_ENOENT, 2,
                  (const char *[]){id, s->cfg->redis_prefix}, cb, arg);
 }
 
@@ -732,24 +657,6 @@ tc_store_wh_disable(struct tc_store *s, const char *id, const char *reason, tc_s
                 (const char *[]){id, reason != NULL ? reason : "", s->cfg->redis_prefix}, cb, arg);
 }
 
-static void
-stats_done(struct tc_store__req *req, int status, const redisReply *reply)
-{
-    long long v[2] = {0, 0};
-
-    if (status == 0 && (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2)) {
-        status = TC_EIO;
-    }
-    for (size_t i = 0; status == 0 && i < 2; i++) {
-        if (reply->element[i]->type != REDIS_REPLY_INTEGER) {
-            status = TC_EIO;
-        } else {
-            v[i] = reply->element[i]->integer;
-        }
-    }
-    req->cb.wh_stats(req->arg, status, (uint64_t)v[0], (uint64_t)v[1]);
-}
-
 void
 tc_store_wh_stats(struct tc_store *s, uint64_t now_ms, tc_store_wh_stats_cb cb, void *arg)
 {
@@ -764,8 +671,8 @@ tc_store_wh_stats(struct tc_store *s, uint64_t now_ms, tc_store_wh_stats_cb cb, 
     pending = tc_xasprintf("%swh:pending", s->cfg->redis_prefix);
     due = tc_xasprintf("%swh:due", s->cfg->redis_prefix);
     snprintf(snow, sizeof(snow), "%" PRIu64, now_ms);
-    req = wh_req(s, TC_STORE__WH_STATS, stats_done, 0, arg);
-    req->cb.wh_stats = cb;
+    req = wh_req(s, TC_STORE__WH_STATS, tc_store__pair_done, 0, arg);
+    req->cb.pair = cb;
     wh_submit(s, req, 4, (const char *[]){"2", pending, due, snow});
     free(pending);
     free(due);

@@ -43,12 +43,12 @@ typedef void (*tc_store_wh_claim_cb)(void *arg, int status, const struct tc_stor
                                      size_t n);
 /* status 0 with a borrowed compact JSON text, or TC_ENOENT / TC_EINVAL /
  * TC_EIO / TC_ETIMEDOUT / TC_EAGAIN with json NULL. */
-typedef void (*tc_store_wh_json_cb)(void *arg, int status, const char *json, size_t len);
+typedef tc_store_json_cb tc_store_wh_json_cb;
 /* status 0 with a count (see each function), or an error code and 0. */
-typedef void (*tc_store_wh_count_cb)(void *arg, int status, uint64_t n);
+typedef tc_store_count_cb tc_store_wh_count_cb;
 /* status 0 with the jobs queued in Redis and the FIFO heads due now and not
  * leased, or an error code and zeros. */
-typedef void (*tc_store_wh_stats_cb)(void *arg, int status, uint64_t queued, uint64_t due);
+typedef tc_store_pair_cb tc_store_wh_stats_cb;
 
 enum tc_store_wh_outcome {
     TC_STORE_WH_DELIVERED, /* 2xx: the next job of the FIFO becomes due now */
