@@ -18,7 +18,7 @@ packages=(
     redis-server kcat curl
     python3-pytest python3-websockets python3-redis python3-confluent-kafka
     python3-aiosmtpd python3-jsonschema python3-yaml python3-selenium
-    chromium chromium-driver nodejs
+    chromium chromium-driver nodejs nginx-light libnginx-mod-nchan python3-pytest-xdist
     clang-format systemd
 )
 

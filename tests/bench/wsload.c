@@ -4,6 +4,7 @@
  * and the one JSON result line. N sessions per process (one process may open
  * at most 20,000 files, so fanout.py runs several). Sessions live in
  * wsload_ws.c. No threads; no library but libc and libcrypto (SHA-1, base64).
+ * --peer raw times a plain pub/sub server (nchan, node ws) the same way.
  */
 #include "wsload.h"
 
@@ -36,6 +37,7 @@ static unsigned g_logged;
 struct opts {
     const char *url;
     const char *ready_file;
+    const char *done_file;
     const char *samples_file;
     char *source_ips;
     long sessions;
@@ -43,6 +45,7 @@ struct opts {
     double duration_s;
     double connect_timeout_s;
     long expect;
+    enum wl_peer peer;
     bool idle;
 };
 
@@ -110,9 +113,16 @@ usage(void)
           "  --expect K           stop when every session got K updates\n"
           "  --duration S         stop after S seconds in any case (default 60)\n"
           "  --ready-file F       write F once every session got welcome + snapshot\n"
+          "  --done-file F        with --expect: write F once every session got K updates\n"
+          "                       (or ended), then hold the sessions until a signal or\n"
+          "                       --duration, so the server's CPU can be read before\n"
+          "                       the sessions close\n"
           "  --samples-file F     write every latency sample (microseconds, one a line)\n"
           "  --idle               only hold the sessions (ignore --expect) until a signal\n"
           "                       or --duration\n"
+          "  --peer tocsin|raw    tocsin (default): subprotocol tocsin.v1, ready after\n"
+          "                       welcome + snapshot; raw: no subprotocol, ready on the\n"
+          "                       101, every text message is an update (nchan, node ws)\n"
           "  --selftest           check the JSON scan and the accept key, then exit\n"
           "  --verbose            log every session error\n",
           stderr);
@@ -130,8 +140,10 @@ parse_opts(int argc, char **argv, struct opts *o, bool *verbose, bool *selftest)
         {"expect", required_argument, NULL, 'k'},
         {"duration", required_argument, NULL, 'd'},
         {"ready-file", required_argument, NULL, 'f'},
+        {"done-file", required_argument, NULL, 'D'},
         {"samples-file", required_argument, NULL, 'S'},
         {"idle", no_argument, NULL, 'i'},
+        {"peer", required_argument, NULL, 'p'},
         {"selftest", no_argument, NULL, 'X'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -169,11 +181,24 @@ parse_opts(int argc, char **argv, struct opts *o, bool *verbose, bool *selftest)
         case 'f':
             o->ready_file = optarg;
             break;
+        case 'D':
+            o->done_file = optarg;
+            break;
         case 'S':
             o->samples_file = optarg;
             break;
         case 'i':
             o->idle = true;
+            break;
+        case 'p':
+            if (strcmp(optarg, "tocsin") == 0) {
+                o->peer = WL_PEER_TOCSIN;
+            } else if (strcmp(optarg, "raw") == 0) {
+                o->peer = WL_PEER_RAW;
+            } else {
+                usage();
+                return -1;
+            }
             break;
         case 'X':
             *selftest = true;
@@ -190,7 +215,8 @@ parse_opts(int argc, char **argv, struct opts *o, bool *verbose, bool *selftest)
         return 0;
     }
     if (o->url == NULL || o->sessions < 1 || o->sessions > MAX_SESSIONS || o->connect_rate <= 0 ||
-        o->duration_s <= 0 || o->expect < 0 || o->expect > 1000000 || o->connect_timeout_s <= 0) {
+        o->duration_s <= 0 || o->expect < 0 || o->expect > 1000000 || o->connect_timeout_s <= 0 ||
+        (o->done_file != NULL && (o->expect == 0 || o->idle))) {
         usage();
         return -1;
     }
@@ -261,8 +287,9 @@ raise_nofile(long want)
     }
 }
 
+/* Writes {"<key>":n,"failed":failed} to path (the ready and done files). */
 static void
-write_ready(struct wl_ctx *c, const char *path)
+write_counts(struct wl_ctx *c, const char *path, const char *key, uint64_t n, uint64_t failed)
 {
     char tmp[4096];
     FILE *f;
@@ -273,8 +300,8 @@ write_ready(struct wl_ctx *c, const char *path)
         wl_log(c, "cannot write %s", tmp);
         return;
     }
-    fprintf(f, "{\"ready\":%llu,\"failed\":%llu}\n", (unsigned long long)c->ready,
-            (unsigned long long)c->dead_unready);
+    fprintf(f, "{\"%s\":%llu,\"failed\":%llu}\n", key, (unsigned long long)n,
+            (unsigned long long)failed);
     /* rename() makes the file appear whole, so the reader never sees half. */
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
         wl_log(c, "cannot write %s", path);
@@ -356,7 +383,7 @@ run(struct wl_ctx *c, const struct opts *o, struct wl_session *ss)
     uint64_t start = wl_mono_us(), now, due, last_reap = start;
     long next = 0, i;
     int nev, timeout_ms;
-    bool ready_written = false;
+    bool ready_written = false, done_written = false;
 
     for (;;) {
         now = wl_mono_us();
@@ -371,12 +398,20 @@ run(struct wl_ctx *c, const struct opts *o, struct wl_session *ss)
         }
         if (next == o->sessions && c->ready + c->dead_unready >= (uint64_t)o->sessions) {
             if (!ready_written && o->ready_file) {
-                write_ready(c, o->ready_file);
+                write_counts(c, o->ready_file, "ready", c->ready, c->dead_unready);
             }
             ready_written = true;
             if (!o->idle && o->expect > 0 &&
                 c->sessions_done + c->dead_undone >= (uint64_t)o->sessions) {
-                break;
+                if (o->done_file == NULL) {
+                    break;
+                }
+                /* Hold the sessions: closing them now would make the server
+                 * spend CPU on the closes inside the window being measured. */
+                if (!done_written) {
+                    write_counts(c, o->done_file, "done", c->sessions_done, c->dead_undone);
+                    done_written = true;
+                }
             }
         }
         if (g_stop || now - start >= (uint64_t)(o->duration_s * 1e6)) {
@@ -431,7 +466,18 @@ selftest(void)
         fprintf(stderr, "selftest: accept key %s\n", acc);
         fails++;
     }
-    printf("%d passed, %d failed\n", 4 - fails, fails);
+    /* tocsin.v1 counts only "update" as an update; a raw peer counts every
+     * JSON object, and still refuses what is not one. */
+    if (wl_classify(WL_PEER_TOCSIN, "{\"type\":\"welcome\"}", 18, &ts) != WL_MSG_WELCOME ||
+        wl_classify(WL_PEER_TOCSIN, msg, strlen(msg), &ts) != WL_MSG_UPDATE ||
+        wl_classify(WL_PEER_TOCSIN, "{\"type\":\"pong\"}", 15, &ts) != WL_MSG_OTHER ||
+        wl_classify(WL_PEER_RAW, "{\"type\":\"welcome\"}", 18, &ts) != WL_MSG_UPDATE ||
+        wl_classify(WL_PEER_RAW, msg, strlen(msg), &ts) != WL_MSG_UPDATE ||
+        ts != 1700000000123456ull || wl_classify(WL_PEER_RAW, "bench", 5, &ts) != -1) {
+        fprintf(stderr, "selftest: classify by peer failed\n");
+        fails++;
+    }
+    printf("%d passed, %d failed\n", 5 - fails, fails);
     return fails ? 1 : 0;
 }
 
@@ -465,6 +511,7 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     raise_nofile(o.sessions + 64);
     c.connect_timeout_us = (uint64_t)(o.connect_timeout_s * 1e6);
+    c.peer = o.peer;
     c.expect = (uint32_t)o.expect;
     c.epfd = epoll_create1(EPOLL_CLOEXEC);
     if (c.epfd < 0) {

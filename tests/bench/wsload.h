@@ -3,7 +3,10 @@
  * tocsin-wsload: a WebSocket load generator on one epoll loop, no lws. This
  * header is shared by wsload.c (options, loop, statistics, output) and
  * wsload_ws.c (one session: connect, handshake, frames, update timestamps).
- * Single-threaded; every buffer has a fixed size chosen here.
+ * Single-threaded; every buffer has a fixed size chosen here. Two peers are
+ * spoken: tocsind (tocsin.v1: welcome, snapshot, then updates) and a raw
+ * pub/sub server (nchan, a node ws broadcaster: every text message is an
+ * update), so tests/bench/peers.py times them with the same client.
  */
 #ifndef TC_WSLOAD_H
 #define TC_WSLOAD_H
@@ -23,6 +26,21 @@
 #define WL_WBUF_SIZE 1024
 /* The response header must end within this many bytes, else the handshake fails. */
 #define WL_HDR_MAX 4096
+
+/* What the server on the other end speaks. */
+enum wl_peer {
+    WL_PEER_TOCSIN = 0, /* subprotocol tocsin.v1; ready after welcome + snapshot */
+    WL_PEER_RAW,        /* no subprotocol; ready on the 101, every text message is an update */
+};
+
+/* What one text message is, by wl_classify. */
+enum wl_msg {
+    WL_MSG_OTHER = 0, /* counted nowhere (tocsin.v1 types the benchmark does not use) */
+    WL_MSG_WELCOME,
+    WL_MSG_SNAPSHOT,
+    WL_MSG_UPDATE,
+    WL_MSG_ERROR,
+};
 
 enum wl_state {
     WL_IDLE = 0,   /* not started yet */
@@ -63,6 +81,7 @@ struct wl_ctx {
     size_t nsrcs;
     size_t next_src;
     uint64_t connect_timeout_us;
+    enum wl_peer peer;
 
     /* statistics */
     uint64_t connected;     /* handshakes completed */
@@ -106,6 +125,13 @@ void wl_session_close(struct wl_ctx *c, struct wl_session *s, bool is_error, con
  * bench_ts_us in *ts (0 if absent). Returns 0, or -1 if the text is not a
  * JSON object. */
 int wl_json_scan(const char *p, size_t n, char *type, size_t type_size, uint64_t *ts);
+
+/* Classifies one text message for peer: its kind (enum wl_msg) and, for an
+ * update, the incident's bench_ts_us in *ts (0 if absent). For WL_PEER_RAW
+ * every JSON object is an update, whatever its "type" (the publisher of
+ * peers.py sends tocsind's update shape to every peer, so the scan costs the
+ * same). Returns the kind, or -1 if the text is not a JSON object. */
+int wl_classify(enum wl_peer peer, const char *p, size_t n, uint64_t *ts);
 
 /* base64(SHA-1(key + GUID)), the Sec-WebSocket-Accept the server must send. */
 void wl_accept_key(const char *key, char out[32]);

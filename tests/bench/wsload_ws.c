@@ -1,10 +1,10 @@
 /* tocsin — SPDX-License-Identifier: MIT
  *
  * One tocsin-wsload session: non-blocking connect from a rotating source
- * address, the RFC 6455 handshake (101, accept key, subprotocol tocsin.v1),
- * server frames (text, ping -> pong, close, fragments) and the latency of
- * every "update" from its incident.bench_ts_us. Runs on the one epoll loop
- * of wsload.c; it never sends data frames, only pong and close.
+ * address, the RFC 6455 handshake (101, accept key, subprotocol tocsin.v1 or,
+ * for a raw peer, none), server frames (text, ping -> pong, close, fragments)
+ * and the latency of every update from its incident.bench_ts_us. Runs on the
+ * one epoll loop of wsload.c; it never sends data frames, only pong and close.
  */
 #define _GNU_SOURCE /* memmem */
 #include "wsload.h"
@@ -212,6 +212,26 @@ wl_json_scan(const char *p, size_t n, char *type, size_t type_size, uint64_t *ts
     return scan_object(p, p + n, on_top_member, &o);
 }
 
+int
+wl_classify(enum wl_peer peer, const char *p, size_t n, uint64_t *ts)
+{
+    char type[32];
+
+    if (wl_json_scan(p, n, type, sizeof(type), ts) != 0) {
+        return -1;
+    }
+    if (peer == WL_PEER_RAW || strcmp(type, "update") == 0) {
+        return WL_MSG_UPDATE;
+    }
+    if (strcmp(type, "welcome") == 0) {
+        return WL_MSG_WELCOME;
+    }
+    if (strcmp(type, "snapshot") == 0) {
+        return WL_MSG_SNAPSHOT;
+    }
+    return strcmp(type, "error") == 0 ? WL_MSG_ERROR : WL_MSG_OTHER;
+}
+
 /* ---- output: handshake request and control frames ---- */
 
 static void
@@ -345,11 +365,13 @@ send_request(struct wl_ctx *c, struct wl_session *s)
 {
     int n;
 
+    /* A raw peer is asked for no subprotocol: the servers compared with
+     * tocsind do not speak tocsin.v1, and each treats an unknown one its own way. */
     n = snprintf((char *)s->wbuf, sizeof(s->wbuf),
                  "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
-                 "Sec-WebSocket-Protocol: tocsin.v1\r\n\r\n",
-                 c->path, c->host, s->key);
+                 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
+                 c->path, c->host, s->key,
+                 c->peer == WL_PEER_RAW ? "" : "Sec-WebSocket-Protocol: tocsin.v1\r\n");
     if (n < 0 || (size_t)n >= sizeof(s->wbuf)) {
         wl_session_close(c, s, true, "request too long");
         return;
@@ -417,28 +439,41 @@ parse_response(struct wl_ctx *c, struct wl_session *s)
         return -1;
     }
     v = find_header(h, end, "Sec-WebSocket-Protocol", &vn);
-    if (v == NULL || vn != 9 || memcmp(v, "tocsin.v1", 9) != 0) {
+    if (c->peer == WL_PEER_TOCSIN && (v == NULL || vn != 9 || memcmp(v, "tocsin.v1", 9) != 0)) {
         wl_session_close(c, s, true, "handshake: subprotocol is not tocsin.v1");
         return -1;
     }
     return end - h;
 }
 
+/* Counts s as ready once it got welcome and snapshot (a raw peer's session
+ * is ready on its 101: both are set then). */
+static void
+count_ready(struct wl_ctx *c, struct wl_session *s)
+{
+    if (s->welcomed && s->snapshotted && !s->ready_counted) {
+        s->ready_counted = true;
+        c->ready++;
+        c->last_ready_us = wl_mono_us();
+    }
+}
+
 static void
 on_message(struct wl_ctx *c, struct wl_session *s, const uint8_t *p, size_t n)
 {
-    char type[32];
     uint64_t ts, now, lat;
+    int kind;
 
-    if (wl_json_scan((const char *)p, n, type, sizeof(type), &ts) != 0) {
+    kind = wl_classify(c->peer, (const char *)p, n, &ts);
+    if (kind < 0) {
         wl_session_close(c, s, true, "message is not a JSON object");
         return;
     }
-    if (strcmp(type, "welcome") == 0) {
+    if (kind == WL_MSG_WELCOME) {
         s->welcomed = true;
-    } else if (strcmp(type, "snapshot") == 0) {
+    } else if (kind == WL_MSG_SNAPSHOT) {
         s->snapshotted = true;
-    } else if (strcmp(type, "update") == 0) {
+    } else if (kind == WL_MSG_UPDATE) {
         now = wl_wall_us();
         s->updates++;
         c->updates++;
@@ -463,15 +498,11 @@ on_message(struct wl_ctx *c, struct wl_session *s, const uint8_t *p, size_t n)
         } else {
             c->lat_dropped++;
         }
-    } else if (strcmp(type, "error") == 0) {
+    } else if (kind == WL_MSG_ERROR) {
         wl_log(c, "server error message: %.*s", (int)(n < 200 ? n : 200), (const char *)p);
         c->errors++;
     }
-    if (s->welcomed && s->snapshotted && !s->ready_counted) {
-        s->ready_counted = true;
-        c->ready++;
-        c->last_ready_us = wl_mono_us();
-    }
+    count_ready(c, s);
 }
 
 static void
@@ -595,6 +626,10 @@ on_readable(struct wl_ctx *c, struct wl_session *s)
         s->rlen -= (size_t)hl;
         s->state = WL_OPEN;
         c->connected++;
+        if (c->peer == WL_PEER_RAW) {
+            s->welcomed = s->snapshotted = true;
+            count_ready(c, s);
+        }
     }
     parse_frames(c, s);
 }
