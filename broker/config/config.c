@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define OFF(field) offsetof(struct tc_config, field)
 
@@ -24,6 +25,7 @@ static int check_email_retry_schedule(struct tc_config *cfg, struct tc_error *er
 static int check_log_level(struct tc_config *cfg, struct tc_error *err);
 static int check_origins(struct tc_config *cfg, struct tc_error *err);
 static int check_topics(struct tc_config *cfg, struct tc_error *err);
+static int check_static_dir(struct tc_config *cfg, struct tc_error *err);
 
 /* clang-format off */
 const struct tc_config_key tc_config_keys[] = {
@@ -31,6 +33,8 @@ const struct tc_config_key tc_config_keys[] = {
      "address and port of the HTTP/WebSocket listener (host:port)"},
     {"http.max_body", "TOCSIN_HTTP_MAX_BODY", TC_CFG_INT, OFF(http_max_body), "65536", 1024, 16777216, false, NULL,
      "largest request body in bytes; larger ones get 413"},
+    {"http.static_dir", "TOCSIN_HTTP_STATIC_DIR", TC_CFG_STRING, OFF(http_static_dir), "", 0, 1024, false, check_static_dir,
+     "directory whose files replace the built-in status page's of the same name (empty = built-ins)"},
     {"kafka.brokers", "TOCSIN_KAFKA_BROKERS", TC_CFG_STRING, OFF(kafka_brokers), "", 0, 4096, false, NULL,
      "bootstrap servers; empty runs an embedded single-node Kafka (librdkafka mock cluster)"},
     {"kafka.topic", "TOCSIN_KAFKA_TOPIC", TC_CFG_STRING, OFF(kafka_topic), "tocsin.incidents", 1, 249, false, check_topics,
@@ -630,6 +634,25 @@ check_origins(struct tc_config *cfg, struct tc_error *err)
                                 "ws.allowed_origins: \"%s\" must start with http:// or https://",
                                 *o);
         }
+    }
+    return TC_OK;
+}
+
+/* Checked at start-up, so a typo fails the start (exit 2) instead of every
+ * page answering with the built-ins unnoticed. */
+static int
+check_static_dir(struct tc_config *cfg, struct tc_error *err)
+{
+    struct stat st;
+    const char *d = cfg->http_static_dir;
+    if (d[0] == '\0') {
+        return TC_OK;
+    }
+    if (stat(d, &st) != 0) {
+        return tc_error_set(err, TC_EINVAL, "http.static_dir: %s: %s", d, strerror(errno));
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        return tc_error_set(err, TC_EINVAL, "http.static_dir: %s: not a directory", d);
     }
     return TC_OK;
 }

@@ -28,6 +28,7 @@ struct tc_config {
     char *http_host;       /* derived from http_listen */
     int http_port;         /* derived from http_listen */
     int64_t http_max_body; /* bytes; larger request bodies get 413 */
+    char *http_static_dir; /* "" = the built-in status page only */
     /* kafka */
     char *kafka_brokers; /* empty: run the embedded mock cluster */
     char *kafka_topic;

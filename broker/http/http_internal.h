@@ -101,6 +101,38 @@ void tc_http__admin_fini(struct tc_http__conn *c);
 int tc_http__route(struct tc_http__conn *c, const char *path);
 void tc_http__pending_detach(struct tc_http__conn *c);
 
+/* static.c: the status page's files, GET / (index.html) and GET
+ * /static/<name>, from http.static_dir when it has the file, else built in. */
+#define TC_HTTP_STATIC_MAX (1024 * 1024) /* a larger file is not served: 404 and a warning */
+
+/* One built-in file; the table is generated from clients/status and
+ * clients/js by tocsin_embed in CMakeLists.txt. */
+struct tc_http__static_file {
+    const char *name;
+    const unsigned char *data;
+    size_t len;
+};
+extern const struct tc_http__static_file tc_http__static_builtin[];
+extern const size_t tc_http__static_builtin_count;
+
+/* True for a name the route may serve: 1-128 bytes of [A-Za-z0-9._-], not
+ * starting with '.' and without "..", so it names a file in one directory. */
+bool tc_http__static_name_ok(const char *name);
+/* The Content-Type of name by its extension, or NULL: not served. */
+const char *tc_http__static_type(const char *name);
+/* Reads name from dir (NULL or "": built-ins only), else the built-in copy.
+ * @returns 0 with *body (new, tc_http__body_alloc) and *len, or TC_ENOENT,
+ * TC_ETOOBIG (over TC_HTTP_STATIC_MAX) or TC_EIO, with err set. */
+int tc_http__static_load(const char *dir, const char *name, unsigned char **body, size_t *len,
+                         struct tc_error *err);
+/* The ETag of a content: 16 hex digits of its hash, in double quotes (19
+ * bytes with the NUL; size must allow that). */
+void tc_http__static_etag(const unsigned char *data, size_t len, char *buf, size_t size);
+/* True when an If-None-Match value (a list, W/ or *) names etag. */
+bool tc_http__static_etag_match(const char *if_none_match, const char *etag);
+/* Answers GET / and GET /static/<name>. */
+void tc_http__static_route(struct tc_http__conn *c, const char *path);
+
 /* sse.c */
 void tc_http__sse_start(struct tc_http__conn *c);
 int tc_http__sse_writeable(struct tc_http__conn *c);

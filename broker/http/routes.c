@@ -2,7 +2,8 @@
  *
  * The HTTP routes: /healthz, /readyz, /metrics, GET /v1/incidents (from the
  * hub's memory), GET /v1/incidents/{id} (from Redis, answered when the reply
- * comes), and /v1/events (SSE, in sse.c). Answers are JSON; errors too.
+ * comes), /v1/events (SSE, in sse.c) and the status page's files (static.c).
+ * Answers are JSON, errors too (the page's files aside).
  * @loop main.
  */
 #include "http/http_internal.h"
@@ -159,6 +160,8 @@ tc_http__route(struct tc_http__conn *c, const char *path)
         route_incident(c, path + 14);
     } else if (strcmp(path, "/v1/events") == 0) {
         tc_http__sse_start(c);
+    } else if (strcmp(path, "/") == 0 || strncmp(path, "/static/", 8) == 0) {
+        tc_http__static_route(c, path); /* the status page (static.c) */
     } else if (strcmp(path, "/v1/ws") == 0) {
         tc_http__respond_error(c, 426, "upgrade_required",
                                "open a WebSocket with subprotocol tocsin.v1");
