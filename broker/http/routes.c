@@ -2,7 +2,8 @@
  *
  * The HTTP routes: /healthz, /readyz, /metrics, GET /v1/incidents (from the
  * hub's memory), GET /v1/incidents/{id} (from Redis, answered when the reply
- * comes), /v1/events (SSE, in sse.c) and the status page's files (static.c).
+ * comes), GET /v1/history (the last ended incidents, from Redis), /v1/events
+ * (SSE, in sse.c) and the status page's files (static.c).
  * Answers are JSON, errors too (the page's files aside).
  * @loop main.
  */
@@ -145,6 +146,86 @@ route_incident(struct tc_http__conn *c, const char *id)
     tc_store_get_incident(c->srv->deps.store, id, on_incident, p);
 }
 
+/* GET /v1/history waiting for Redis: the filter applies to the answer. */
+struct history_req {
+    struct tc_http__pending pending; /* first: c->pending points here */
+    struct tc_filter filter;
+    unsigned limit;
+};
+
+static void
+on_ended(void *arg, int status, const char *json, size_t len)
+{
+    struct history_req *h = arg;
+    struct tc_http__conn *c = h->pending.conn;
+    json_t *all = c != NULL && status == TC_OK ? json_loadb(json, len, 0, NULL) : NULL;
+    if (c != NULL) {
+        c->pending = NULL;
+        if (status != TC_OK || !json_is_array(all)) {
+            c->etag[0] = '\0';
+            tc_http__respond_error(c, 503, "unavailable", "Redis is unavailable, try again");
+        } else {
+            json_t *out = json_array(), *e;
+            size_t i;
+            json_array_foreach(all, i, e)
+            {
+                char *view = json_dumps(json_object_get(e, "match"), JSON_COMPACT);
+                struct tc_match *m = view != NULL ? tc_match_parse(view, strlen(view)) : NULL;
+                if (m != NULL && tc_filter_match(&h->filter, tc_match_view(m)) &&
+                    json_array_size(out) < h->limit) {
+                    json_array_append(out, json_object_get(e, "incident"));
+                }
+                tc_match_free(m);
+                free(view);
+            }
+            json_t *doc = json_pack("{s:o}", "incidents", out);
+            char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            respond_json(c, 200, text, strlen(text));
+            free(text);
+            json_decref(doc);
+        }
+    }
+    json_decref(all);
+    tc_filter_fini(&h->filter);
+    free(h);
+}
+
+/* The last ended incidents that match, the last ended first (limit, default
+ * 20, at most 100): what a status page shows as recent history. */
+static void
+route_history(struct tc_http__conn *c)
+{
+    char qs[2048], lim[16];
+    struct history_req *h = tc_xcalloc(1, sizeof(*h));
+    if (tc_http__request_filter(c, qs, sizeof(qs), &h->filter) != TC_OK) {
+        free(h);
+        return;
+    }
+    h->limit = 20;
+    if (tc_query_get(qs, "limit", lim, sizeof(lim)) >= 0) {
+        char *end = NULL;
+        unsigned long v = strtoul(lim, &end, 10);
+        if (end == lim || *end != '\0' || v < 1 || v > 100) {
+            tc_filter_fini(&h->filter);
+            free(h);
+            tc_http__respond_error(c, 400, "bad_request", "limit: an integer from 1 to 100");
+            return;
+        }
+        h->limit = (unsigned)v;
+    }
+    set_etag(c);
+    if (not_modified(c)) {
+        tc_filter_fini(&h->filter);
+        free(h);
+        return;
+    }
+    h->pending.conn = c;
+    c->pending = &h->pending;
+    c->kind = CONN_PENDING;
+    /* Filtering happens here, so ask for everything kept. */
+    tc_store_ended(c->srv->deps.store, TC_STORE_ENDED_KEPT, on_ended, h);
+}
+
 int
 tc_http__route(struct tc_http__conn *c, const char *path)
 {
@@ -160,6 +241,8 @@ tc_http__route(struct tc_http__conn *c, const char *path)
         route_incident(c, path + 14);
     } else if (strcmp(path, "/v1/events") == 0) {
         tc_http__sse_start(c);
+    } else if (strcmp(path, "/v1/history") == 0) {
+        route_history(c);
     } else if (strcmp(path, "/") == 0 || strncmp(path, "/static/", 8) == 0) {
         tc_http__static_route(c, path); /* the status page (static.c) */
     } else if (strcmp(path, "/v1/ws") == 0) {

@@ -221,7 +221,7 @@ on_http(struct tc_http__conn *c, struct lws *wsi)
         return tc_http__admin_begin(c);
     }
     c->cors = strcmp(c->path, "/v1/events") == 0 || strcmp(c->path, "/v1/incidents") == 0 ||
-              strncmp(c->path, "/v1/incidents/", 14) == 0;
+              strcmp(c->path, "/v1/history") == 0 || strncmp(c->path, "/v1/incidents/", 14) == 0;
     if (c->method == TC_HTTP_OPTIONS && c->cors) {
         c->preflight = true;
         tc_http__respond(c, 204, "text/plain", NULL, 0);

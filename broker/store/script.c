@@ -5,7 +5,8 @@
  * replies. Pure text and reply walking: no connection handling here.
  *
  * Keys (P = redis.prefix): P epoch, P seq, P dedup:<event_id>, P inc:<id>
- * (hash), P inc:<id>:log (list), P active (set), P history (stream). Every key
+ * (hash), P inc:<id>:log (list), P active (set), P history (stream), P ended
+ * (zset of the last TC_STORE_ENDED_KEPT ended incidents by seq). Every key
  * a script touches is passed in KEYS, except that the load script reads the
  * hashes of the active incidents, whose names it only learns inside; for
  * Redis Cluster, give the prefix a hash tag such as "{tocsin}:" so that every
@@ -63,7 +64,7 @@
 /* clang-format on */
 
 /* KEYS: 1 epoch, 2 seq, 3 dedup:<event_id>, 4 inc:<id>, 5 inc:<id>:log, 6 active, 7 history,
- * 8 wh:endpoints, 9 wh:due, 10 em:confirmed, 11 em:due, 12 em:refs, 13 em:first.
+ * 8 wh:endpoints, 9 wh:due, 10 em:confirmed, 11 em:due, 12 em:refs, 13 em:first, 14 ended.
  * ARGV: 1 event_id, 2 incident_id, 3 version, 4 ends (0/1), 5 state JSON (no started_at),
  * 6 occurred_at, 7 components JSON, 8 regions JSON, 9 impact name, 10 impact rank,
  * 11 dedup ttl (s), 12 history max length, 13 epoch candidate, 14 the key prefix (the
@@ -120,8 +121,11 @@ static const char apply_lua[] =
     " 'state', state, 'ends', ARGV[4], 'mc', mc, 'mr', mr, 'mg', mg, 'mi', tostring(mi))\n"
     "if ARGV[4] == '1' then\n"
     "  redis.call('SREM', KEYS[6], ARGV[2])\n"
+    "  redis.call('ZADD', KEYS[14], seq, ARGV[2])\n"
+    "  redis.call('ZREMRANGEBYRANK', KEYS[14], 0, -" TC_STORE__ENDED_KEPT_LUA " - 1)\n"
     "else\n"
     "  redis.call('SADD', KEYS[6], ARGV[2])\n"
+    "  redis.call('ZREM', KEYS[14], ARGV[2])\n"
     "end\n"
     "redis.call('LPUSH', KEYS[5], '{\"seq\":' .. seqs .. ',\"incident\":' .. state .. '}')\n"
     "redis.call('LTRIM', KEYS[5], 0, 99)\n"
@@ -156,6 +160,20 @@ static const char load_lua[] =
     "end\n"
     "return {epoch, seq, active, history}\n";
 
+/* KEYS: 1 ended. ARGV: 1 count, 2 the inc: key prefix. Returns the JSON
+ * text [{"incident":state,"match":view}, ...], the last ended first. */
+static const char ended_lua[] =
+    LUA_PRELUDE
+    "local out = {}\n"
+    "for _, id in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)) do\n"
+    "  local h = redis.call('HMGET', ARGV[2] .. id, 'state', 'mc', 'mr', 'mg', 'mi')\n"
+    "  if h[1] then\n"
+    "    out[#out + 1] = '{\"incident\":' .. h[1] .. ',\"match\":' ..\n"
+    "      match_json(h[2] or nil, h[3] or nil, h[4], h[5]) .. '}'\n"
+    "  end\n"
+    "end\n"
+    "return '[' .. table.concat(out, ',') .. ']'\n";
+
 /* KEYS: 1 inc:<id>, 2 inc:<id>:log. Returns the JSON text or nil. */
 static const char get_lua[] =
     "local state = redis.call('HGET', KEYS[1], 'state')\n"
@@ -168,6 +186,7 @@ const char *const tc_store__script_text[TC_STORE__NSCRIPTS] = {
     [TC_STORE__APPLY] = apply_lua,
     [TC_STORE__LOAD] = load_lua,
     [TC_STORE__GET] = get_lua,
+    [TC_STORE__ENDED] = ended_lua,
     [TC_STORE__WH_CLAIM] = tc_store__wh_claim_lua,
     [TC_STORE__WH_COMPLETE] = tc_store__wh_complete_lua,
     [TC_STORE__WH_GET] = tc_store__wh_get_lua,
@@ -188,7 +207,7 @@ const char *const tc_store__script_text[TC_STORE__NSCRIPTS] = {
     [TC_STORE__EM_STATS] = tc_store__em_stats_lua,
 };
 
-#define APPLY_NKEYS 13
+#define APPLY_NKEYS 14
 #define APPLY_NARGS 16
 #define APPLY_ARGC  (1 + APPLY_NKEYS + APPLY_NARGS)
 
@@ -266,6 +285,7 @@ tc_store__apply_argv(const struct tc_store *s, const struct tc_event *ev,
     put(b, i++, tc_xasprintf("%sem:due", p), NULL);
     put(b, i++, tc_xasprintf("%sem:refs", p), NULL);
     put(b, i++, tc_xasprintf("%sem:first", p), NULL);
+    put(b, i++, tc_xasprintf("%sended", p), NULL);
     put(b, i++, NULL, ev->event_id);
     put(b, i++, NULL, ev->incident_id);
     put(b, i++, tc_xasprintf("%" PRId64, ev->version), NULL);

@@ -113,6 +113,13 @@ void tc_store_follow(struct tc_store *s, const struct tc_store_follow_cbs *cbs, 
  * borrowed compact object
  * {"incident":{...},"updates":[{"seq":N,"incident":{...}},...]}. */
 typedef void (*tc_store_incident_cb)(void *arg, int status, const char *json, size_t len);
+
+/* Ended incidents kept for GET /v1/history (the newest by seq). */
+#define TC_STORE_ENDED_KEPT 200
+/* The last `count` (<= TC_STORE_ENDED_KEPT) ended incidents, the last ended
+ * first: json is [{"incident":{state},"match":{match view}}, ...] (the view
+ * for tc_match_parse, so a caller can filter). */
+void tc_store_ended(struct tc_store *s, unsigned count, tc_store_json_cb cb, void *arg);
 void tc_store_get_incident(struct tc_store *s, const char *incident_id, tc_store_incident_cb cb,
                            void *arg);
 

@@ -30,11 +30,15 @@
 #define TC_STORE__BACKOFF1  2000 /* reconnect delay cap, ms */
 #define TC_STORE__MAX_DYING 4    /* dropped contexts awaiting their deferred free */
 #define TC_STORE__LOG_MAX   100  /* updates kept per incident (LTRIM) */
+/* TC_STORE_ENDED_KEPT as Lua text. */
+#define TC_STORE__ENDED_KEPT_LUA "200"
+_Static_assert(TC_STORE_ENDED_KEPT == 200, "TC_STORE__ENDED_KEPT_LUA is out of date");
 
 enum tc_store__script {
     TC_STORE__APPLY, /* the per-event script */
     TC_STORE__LOAD,  /* the follower's full picture */
     TC_STORE__GET,   /* one incident and its updates */
+    TC_STORE__ENDED, /* the last ended incidents */
     /* webhooks.c: the webhook queue and endpoint registry */
     TC_STORE__WH_CLAIM,
     TC_STORE__WH_COMPLETE,

@@ -5,11 +5,10 @@
 // history and a subscribe-by-email form. Live through TocsinClient
 // (WebSocket, then SSE, then polling); timelines come from
 // GET /v1/incidents/{id}. Everything from an event goes in as text.
-// tocsind has no list of ended incidents, so "recent history" is what this
-// browser saw end, its ids kept in localStorage and re-read from
-// /v1/incidents/{id} on the next visit. ?components=a,b narrows the page.
+// Recent history comes from GET /v1/history (the last ended incidents that
+// match), then grows as incidents end. ?components=a,b narrows the page.
 
-import { TocsinClient, isEnded, mostSevere, normalizeFilter } from './tocsin.js';
+import { TocsinClient, filterQuery, isEnded, mostSevere, normalizeFilter } from './tocsin.js';
 import { IMPACT_LABELS, formatStarted, incidentLink, statusLabel } from './banner.js';
 
 /** Component states, least to most severe (DESIGN §2 component_status). */
@@ -37,7 +36,6 @@ const STATE_OF_IMPACT = {
     critical: 'major_outage',
 };
 
-const HISTORY_KEY = 'tocsin-status:history';
 const HISTORY_MAX = 20;
 
 /** A component's state in one incident: its component_status entry, else derived. */
@@ -124,25 +122,12 @@ function matches(inc) {
     return !filter.components.length || comps.some((c) => filter.components.includes(c));
 }
 
-function remember() {
-    const ids = [...history.values()]
-        .sort((a, b) => String(b.updated_at).localeCompare(String(a.updated_at)))
-        .slice(0, HISTORY_MAX)
-        .map((i) => i.incident_id);
-    try {
-        localStorage.setItem(HISTORY_KEY, JSON.stringify(ids));
-    } catch {
-        // storage may be off: history then lasts as long as the page
-    }
-}
-
 function addHistory(inc) {
     if (!matches(inc)) {
         return;
     }
     history.set(inc.incident_id, inc);
     (inc.components || []).forEach((c) => seen.add(c));
-    remember();
 }
 
 /* GET /v1/incidents/{id}: its state and its updates. One fetch per incident
@@ -399,20 +384,30 @@ async function subscribe(ev) {
     }
 }
 
+/* GET /v1/history: what ended before this page was opened. */
+async function loadHistory() {
+    const qs = filterQuery(filter);
+    try {
+        const res = await fetch(new URL(`v1/history?${qs ? qs + '&' : ''}limit=${HISTORY_MAX}`, base));
+        if (!res.ok) {
+            return; // the live stream still fills history as incidents end
+        }
+        const { incidents } = await res.json();
+        for (const inc of Array.isArray(incidents) ? incidents : []) {
+            if (!history.has(inc.incident_id)) {
+                addHistory(inc);
+            }
+        }
+        render();
+    } catch {
+        // offline or starting: nothing to show yet
+    }
+}
+
 /* ---- start */
 
 function start() {
-    let ids = [];
-    try {
-        ids = JSON.parse(localStorage.getItem(HISTORY_KEY) || '[]');
-    } catch {
-        ids = [];
-    }
-    for (const id of Array.isArray(ids) ? ids.slice(0, HISTORY_MAX) : []) {
-        if (typeof id === 'string') {
-            load(id);
-        }
-    }
+    loadHistory();
     $('subscribe').addEventListener('submit', subscribe);
     const client = new TocsinClient({ url: base.href, filter, onState, onUpdate, onChange });
     // A snapshot that changes nothing emits no change, but it is news: the
