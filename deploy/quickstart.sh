@@ -37,8 +37,13 @@ redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$RUN_DIR/redis" \
     --appendonly yes --appendfsync always --save '' --maxmemory-policy noeviction \
     --daemonize yes --pidfile "$RUN_DIR/redis.pid" --logfile "$RUN_DIR/redis.log"
 
+# The admin API (publishing, webhooks, subscribers) needs a token: one for
+# this demo, kept in the run directory.
+[ -s "$RUN_DIR/admin.token" ] || head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$RUN_DIR/admin.token"
+TOKEN=$(cat "$RUN_DIR/admin.token")
 echo "==> Starting tocsind on http://127.0.0.1:$HTTP_PORT (log: $RUN_DIR/tocsind.log)"
 TOCSIN_HTTP_LISTEN=127.0.0.1:$HTTP_PORT TOCSIN_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0 \
+    TOCSIN_ADMIN_TOKEN=$TOKEN TOCSIN_PUBLIC_URL=http://127.0.0.1:$HTTP_PORT \
     nohup build/tocsind >"$RUN_DIR/tocsind.log" 2>&1 &
 echo $! >"$RUN_DIR/tocsind.pid"
 for _ in $(seq 1 100); do
@@ -52,13 +57,12 @@ curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null || {
 }
 BOOTSTRAP=$(grep -o 'bootstrap=[0-9.:]*' "$RUN_DIR/tocsind.log" | head -n 1 | cut -d= -f2)
 
-publish() { # publish INCIDENT_ID JSON
-    printf '%s\t%s\n' "$1" "$2" | kcat -q -b "$BOOTSTRAP" -t tocsin.incidents -P -K $'\t'
-}
-
-NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-echo "==> Publishing a sample incident to Kafka ($BOOTSTRAP)"
-publish demo-1 "{\"event_id\":\"demo-1-v1-$$\",\"incident_id\":\"demo-1\",\"version\":1,\"status\":\"investigating\",\"impact\":\"major\",\"title\":\"Playback fails for some users\",\"message\":\"We are looking into it.\",\"components\":[\"playback\"],\"regions\":[\"eu-west\"],\"occurred_at\":\"$NOW\"}"
+CTL="build/tocsinctl --url http://127.0.0.1:$HTTP_PORT"
+echo "==> Publishing a sample incident (tocsinctl → admin API → Kafka)"
+if ! TOCSIN_ADMIN_TOKEN=$TOKEN $CTL show demo-1 >/dev/null 2>&1; then
+    TOCSIN_ADMIN_TOKEN=$TOKEN $CTL publish --id demo-1 --title "Playback fails for some users" \
+        --components playback --regions eu-west --impact major --message "We are looking into it."
+fi
 for _ in $(seq 1 50); do
     curl -fsS "http://127.0.0.1:$HTTP_PORT/v1/incidents" | grep -q demo-1 && break
     sleep 0.1
@@ -70,12 +74,16 @@ cat <<MSG
 
 tocsin is running: http://127.0.0.1:$HTTP_PORT  (Kafka embedded at $BOOTSTRAP)
 
-Watch updates live (Server-Sent Events):
-    curl -N 'http://127.0.0.1:$HTTP_PORT/v1/events?components=playback'
+Status page (live):  http://127.0.0.1:$HTTP_PORT/
+Watch updates live:  build/tocsinctl --url http://127.0.0.1:$HTTP_PORT tail --components playback
+  or with curl (SSE): curl -N 'http://127.0.0.1:$HTTP_PORT/v1/events?components=playback'
 WebSocket: ws://127.0.0.1:$HTTP_PORT/v1/ws?components=playback  (subprotocol tocsin.v1)
 
-Then, in another terminal, publish the next state of the incident:
-    printf 'demo-1\t{"event_id":"demo-1-v2-%s","incident_id":"demo-1","version":2,"status":"resolved","impact":"major","title":"Playback fails for some users","message":"Fixed.","components":["playback"],"regions":["eu-west"],"occurred_at":"%s"}\n' \$RANDOM \$(date -u +%Y-%m-%dT%H:%M:%SZ) | kcat -q -b $BOOTSTRAP -t tocsin.incidents -P -K \$'\t'
+Then, in another terminal, post the next states of the incident:
+    export TOCSIN_ADMIN_TOKEN=$TOKEN TOCSIN_URL=http://127.0.0.1:$HTTP_PORT
+    build/tocsinctl update demo-1 --status identified --message "A bad deploy; rolling back."
+    build/tocsinctl resolve demo-1 --message "Fixed."
+(or produce events to Kafka yourself: kcat -b $BOOTSTRAP -t tocsin.incidents, see README)
 
 Metrics: curl http://127.0.0.1:$HTTP_PORT/metrics     Stop: bash deploy/quickstart.sh stop
 MSG
