@@ -560,8 +560,11 @@ unsubscribe_page(void *arg, struct tc_admin_req *req, const char *const *p, cons
     struct call *c = call_new(arg, req);
     struct tc_email_token_claims claims;
     if (read_token(c, TC_EMAIL_TOKEN_UNSUBSCRIBE, &claims)) {
-        char action[TC_EMAIL_TOKEN_MAX + 32], message[TC_EMAIL_ADDRESS_MAX + 64];
-        snprintf(action, sizeof(action), "/v1/unsubscribe?token=%s", c->token);
+        char action[TC_EMAIL_TOKEN_MAX + 16], message[TC_EMAIL_ADDRESS_MAX + 64];
+        /* A query-only reference posts back to the page's own path, which
+         * is the link's: right also when public_url has a path (a proxy
+         * serving tocsind under /status), where "/v1/unsubscribe" is not. */
+        snprintf(action, sizeof(action), "?token=%s", c->token);
         snprintf(message, sizeof(message), "Stop sending status emails to %s?", c->address);
         reply_page(c, 200, "Unsubscribe", message, action, "Unsubscribe");
     }
