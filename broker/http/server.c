@@ -147,6 +147,19 @@ tc_http__cors_headers(struct tc_http__conn *c, unsigned char **p, unsigned char 
     return 0;
 }
 
+/* The connection whose request body lws last reported complete, and how
+ * many times in a row. lws 4.1.6, reading a request with a body that came
+ * pipelined behind another out of its own buffer, reports the body
+ * complete again and again in a loop that never returns to the event loop:
+ * two requests in one packet, the second with a body, hung tocsind at
+ * 100 % CPU, and every client with it. A report or two more is harmless
+ * (a pipelined GET after a POST gets them); past the bound the connection
+ * is closed (RFC 9112 §9.3.2 lets a server close a pipeline; the client
+ * resends). @loop main. */
+static const struct lws *body_completed;
+static unsigned body_completions;
+#define BODY_COMPLETIONS_MAX 64
+
 /* Writes the queued whole response: headers, then the body in one write. */
 static int
 write_response(struct tc_http__conn *c)
@@ -185,7 +198,8 @@ write_response(struct tc_http__conn *c)
 }
 
 /* The method and path of the request; lws keeps the path under the token of
- * its method. @returns 0, or TC_ETOOBIG for a path over 255 bytes. */
+ * its method. @returns 0, TC_ENOENT for a method we serve nowhere (HEAD,
+ * TRACE, ...), or TC_ETOOBIG for a path over 255 bytes. */
 static int
 request_line(struct lws *wsi, int *method, char *path, size_t len)
 {
@@ -204,7 +218,66 @@ request_line(struct lws *wsi, int *method, char *path, size_t len)
         }
     }
     *method = TC_HTTP_GET;
-    return TC_ETOOBIG;
+    path[0] = '\0';
+    return TC_ENOENT;
+}
+
+/* Request framing (RFC 9112 §6), which lws 4.1.6 leaves to us:
+ * Content-Length is digits only (lws reads atoll("+2") bytes; admin.c
+ * took a value it could not copy for no body at all), and a request with
+ * both it and Transfer-Encoding is refused, so that a proxy in front that
+ * framed the body by the other header cannot find a request of its
+ * client's inside this one. The error answer closes the connection.
+ * @returns 0, or TC_EINVAL with the answer queued. */
+static int
+check_framing(struct tc_http__conn *c)
+{
+    char cl[64];
+    int n = lws_hdr_total_length(c->wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    if (n <= 0) {
+        return TC_OK;
+    }
+    if (lws_hdr_total_length(c->wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+        c->close_after = true;
+        tc_http__respond_error(c, 400, "bad_request",
+                               "send Content-Length or Transfer-Encoding, not both");
+        return TC_EINVAL;
+    }
+    if (n >= (int)sizeof(cl) ||
+        lws_hdr_copy(c->wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) != n ||
+        strspn(cl, "0123456789") != (size_t)n) {
+        c->close_after = true;
+        tc_http__respond_error(c, 400, "bad_request", "Content-Length is not a number");
+        return TC_EINVAL;
+    }
+    if (n > 19) {
+        c->close_after = true;
+        tc_http__respond_error(c, 413, "body_too_large", "the body is over http.max_body");
+        return TC_EINVAL;
+    }
+    return TC_OK;
+}
+
+/* Answers at once, outside the writeable callback, where the connection
+ * closes next: json, with one extra header if name is not NULL. For the
+ * few answers lws gives no later chance to write. @returns 1. */
+static int
+answer_now(struct lws *wsi, unsigned status, const char *name, const char *value, const char *json)
+{
+    unsigned char buf[LWS_PRE + 1536];
+    unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
+    size_t len = strlen(json);
+    if (lws_add_http_common_headers(wsi, status, "application/json", len, &p, end) ||
+        (name != NULL &&
+         lws_add_http_header_by_name(wsi, (const unsigned char *)name, (const unsigned char *)value,
+                                     (int)strlen(value), &p, end)) ||
+        lws_finalize_http_header(wsi, &p, end) || (size_t)(end - p) < len) {
+        return 1;
+    }
+    memcpy(p, json, len);
+    p += len;
+    lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS);
+    return 1;
 }
 
 static int
@@ -212,9 +285,20 @@ on_http(struct tc_http__conn *c, struct lws *wsi)
 {
     c->wsi = wsi;
     c->etag[0] = '\0';
-    if (request_line(wsi, &c->method, c->path, sizeof(c->path)) != TC_OK) {
+    int rc = request_line(wsi, &c->method, c->path, sizeof(c->path));
+    if (rc == TC_ENOENT) {
+        /* HEAD used to get 414 here: lws keeps its path under a token we
+         * did not look at. */
+        c->close_after = true;
+        tc_http__respond_error(c, 405, "method_not_allowed", "this method is not served");
+        return 0;
+    }
+    if (rc != TC_OK) {
         c->close_after = true;
         tc_http__respond_error(c, 414, "uri_too_long", "the path is too long");
+        return 0;
+    }
+    if (check_framing(c) != TC_OK) {
         return 0;
     }
     if (tc_http__is_admin_route(c->srv, c->method, c->path)) {
@@ -236,10 +320,29 @@ on_http(struct tc_http__conn *c, struct lws *wsi)
     return tc_http__route(c, c->path);
 }
 
+/* True when the comma-separated list holds token (Sec-WebSocket-Protocol). */
+static bool
+list_has(const char *list, const char *token)
+{
+    size_t n = strlen(token);
+    for (const char *p = list; *p;) {
+        p += strspn(p, " \t,");
+        size_t len = strcspn(p, " \t,");
+        if (len == n && strncmp(p, token, n) == 0) {
+            return true;
+        }
+        p += len;
+    }
+    return false;
+}
+
+/* Checks an upgrade before lws answers 101: path, origin, and the parts of
+ * the handshake lws 4.1.6 does not check itself (version, key) or refuses
+ * without a word (an unknown subprotocol). @returns 0 to upgrade. */
 static int
 on_confirm_upgrade(struct lws *wsi, struct tc_server *srv)
 {
-    char path[64], origin[256] = "";
+    char path[64], origin[256] = "", protocols[256] = "", version[8] = "";
     if (lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI) <= 0 ||
         strcmp(path, "/v1/ws") != 0) {
         lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "WebSocket is at /v1/ws");
@@ -252,7 +355,22 @@ on_confirm_upgrade(struct lws *wsi, struct tc_server *srv)
         lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
         return 1;
     }
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) <= 0) {
+    if (lws_hdr_copy(wsi, version, sizeof(version), WSI_TOKEN_VERSION) <= 0 ||
+        strcmp(version, "13") != 0) {
+        /* RFC 6455 §4.2.2: 426 and the version we speak. lws 4.1.6 would
+         * answer any version, or none, as if it were 13. */
+        return answer_now(wsi, 426, "sec-websocket-version:", "13",
+                          "{\"error\":\"bad_version\",\"message\":\"WebSocket version 13 only\"}");
+    }
+    /* 16 random bytes in base64 (RFC 6455 §4.1); lws closed the
+     * connection without an answer when the key was missing. */
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_KEY) != 24) {
+        lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST,
+                               "Sec-WebSocket-Key must be 16 bytes in base64");
+        return 1;
+    }
+    if (lws_hdr_copy(wsi, protocols, sizeof(protocols), WSI_TOKEN_PROTOCOL) <= 0 ||
+        !list_has(protocols, "tocsin.v1")) {
         lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST,
                                "use the WebSocket subprotocol tocsin.v1");
         return 1;
@@ -270,11 +388,22 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
         return on_confirm_upgrade(wsi, srv);
     case LWS_CALLBACK_HTTP:
         c->srv = srv;
+        if (body_completed == wsi) {
+            body_completed = NULL; /* a new request: count afresh */
+        }
         return on_http(c, wsi);
     case LWS_CALLBACK_HTTP_BODY:
         /* Only admin routes read bodies; for others the answer is chosen. */
         return c->reading_body ? tc_http__admin_body(c, in, len) : 0;
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (body_completed != wsi) {
+            body_completed = wsi;
+            body_completions = 0;
+        }
+        if (++body_completions > BODY_COMPLETIONS_MAX) {
+            tc_warn("http", "pipelined request body: closing the connection");
+            return -1;
+        }
         if (c->reading_body) {
             tc_http__admin_complete(c);
         }
@@ -289,6 +418,9 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
         return 0;
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        if (body_completed == wsi) {
+            body_completed = NULL; /* a later connection may get this address */
+        }
         if (c != NULL) {
             tc_http__pending_detach(c);
             tc_http__admin_fini(c);
@@ -365,7 +497,15 @@ tc_server_new(uv_loop_t *loop, const struct tc_config *cfg, const struct lws_pro
     info.iface = strcmp(cfg->http_host, "0.0.0.0") == 0 ? NULL : cfg->http_host;
     info.protocols = srv->protocols;
     info.retry_and_idle_policy = &srv->retry;
-    info.timeout_secs = 30; /* slow handshakes and requests */
+    /* The bounds a slow or idle client meets (tests/e2e/test_hostile_http.py
+     * holds them): a connection has timeout_secs_ah_idle to send its whole
+     * request head (the 1-byte-a-second slowloris is dropped then: lws does
+     * not re-arm it per byte), an idle keep-alive connection is closed after
+     * keepalive_timeout, and timeout_secs bounds each wait for the next
+     * piece of a request body (re-armed per piece). */
+    info.timeout_secs_ah_idle = 10;
+    info.keepalive_timeout = 5;
+    info.timeout_secs = 30;
     info.ka_time = 60;
     info.ka_probes = 3;
     info.ka_interval = 10;

@@ -36,6 +36,7 @@ struct session {
     uint16_t nsubs;
     uint16_t close_code; /* nonzero: close with it at the next writeable */
     bool established;
+    bool peer_closed; /* the client sent its close: lws echoes it, we send nothing more */
     /* Frames to send, bounded by cfg->ws_send_queue: past it, close 1013. */
     struct tc_frame_queue q;
     /* A client message arriving in several fragments, bounded by ws_max_message. */
@@ -94,7 +95,7 @@ static int
 sink_push(struct tc_hub_sink *sink, struct tc_frame *f)
 {
     struct session *s = (struct session *)sink;
-    if (s->close_code != 0) {
+    if (s->close_code != 0 || s->peer_closed) {
         return TC_EAGAIN;
     }
     if (s->q.len == 0 && !lws_partial_buffered(s->wsi)) {
@@ -243,19 +244,45 @@ handle_message(struct session *s, const char *buf, size_t len)
     tc_ws_msg_fini(&m);
 }
 
+/* Clears the message being joined (text) or counted (binary). */
+static void
+reset_rx(struct session *s)
+{
+    free(s->rx);
+    s->rx = NULL;
+    s->rx_len = 0;
+}
+
 static int
 on_receive(struct session *s, const char *in, size_t len)
 {
     size_t max = (size_t)s->ws->cfg->ws_max_message;
-    bool final = lws_is_final_fragment(s->wsi) && lws_remaining_packet_payload(s->wsi) == 0;
-    if (s->rx_len + len > max) {
+    size_t left = lws_remaining_packet_payload(s->wsi);
+    if (s->peer_closed) {
+        return 0; /* a client sends no data after its close (RFC 6455 §5.5.1) */
+    }
+    bool final = lws_is_final_fragment(s->wsi) && left == 0;
+    /* The bound counts what came and what the frame header says is still
+     * to come, so a frame announcing 1 TiB is refused at its first bytes
+     * rather than after 64 KiB of them. rx_len <= max holds here. */
+    if (len > max - s->rx_len || left > max - s->rx_len - len) {
         /* Over the bound: 1009, and nothing of it is kept. */
         tc_metrics_inc(TC_M_WS_CLOSED_TOOBIG);
-        free(s->rx);
-        s->rx = NULL;
-        s->rx_len = 0;
+        reset_rx(s);
         close_with(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
         return -1;
+    }
+    if (lws_frame_is_binary(s->wsi)) {
+        /* Client messages are JSON text frames (DESIGN §4). A binary one is
+         * counted against the same bound, kept nowhere, and answered once
+         * with a non-fatal error, like any other bad message. */
+        s->rx_len += len;
+        if (final) {
+            s->rx_len = 0;
+            tc_metrics_inc(TC_M_WS_BAD_MESSAGES);
+            send_error(s, "bad_message", "binary frames are not accepted: send JSON text", 0);
+        }
+        return 0;
     }
     if (final && s->rx_len == 0) {
         handle_message(s, in, len); /* the usual case: one piece, no copy */
@@ -266,16 +293,41 @@ on_receive(struct session *s, const char *in, size_t len)
     s->rx_len += len;
     if (final) {
         handle_message(s, s->rx, s->rx_len);
-        free(s->rx);
-        s->rx = NULL;
-        s->rx_len = 0;
+        reset_rx(s);
     }
+    return 0;
+}
+
+/* A close frame from the peer; lws echoes its body when this returns 0.
+ * lws 4.1.6 itself turns codes below 1000 and the reserved ones into 1002,
+ * but echoes a code of 5000 or more, and a 1-byte body, as they came: both
+ * are protocol errors (RFC 6455 §5.5.1, §7.4). A code is rewritten in the
+ * body lws echoes; a 1-byte body cannot hold one, so that close is ours
+ * (lws then waits up to 5 s for an ack, or for the peer to hang up). */
+static int
+on_peer_close(struct session *s, unsigned char *in, size_t len)
+{
+    if (len == 1) {
+        close_with(s, LWS_CLOSE_STATUS_PROTOCOL_ERR, "invalid close frame");
+        return -1;
+    }
+    if (len >= 2 && ((unsigned)in[0] << 8 | in[1]) >= 5000) {
+        in[0] = LWS_CLOSE_STATUS_PROTOCOL_ERR >> 8;
+        in[1] = LWS_CLOSE_STATUS_PROTOCOL_ERR & 0xff;
+    }
+    /* lws would still hand us frames that follow the close, and we would
+     * answer them before its echo. */
+    s->peer_closed = true;
+    drop_queue(s);
     return 0;
 }
 
 static int
 on_writeable(struct session *s)
 {
+    if (s->peer_closed) {
+        return 0; /* lws sends the echo of the client's close */
+    }
     struct tc_frame *f = tc_frame_queue_pop(&s->q);
     if (f == NULL && s->close_code != 0) {
         const char *why = s->close_code == LWS_CLOSE_STATUS_GOINGAWAY ? "server shutting down"
@@ -360,6 +412,8 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
         return on_receive(s, in, len);
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return on_writeable(s);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        return on_peer_close(s, in, len);
     case LWS_CALLBACK_CLOSED:
         on_closed(s);
         return 0;
