@@ -136,7 +136,7 @@ tc_producer_send(struct tc_producer *p, const char *key, const char *value, size
     s->cb = cb;
     s->arg = arg;
     rd_kafka_resp_err_t rerr = rd_kafka_producev(
-        p->rk, RD_KAFKA_V_TOPIC(p->topic), RD_KAFKA_V_KEY(key, strlen(key)),
+        p->rk, RD_KAFKA_V_TOPIC(p->topic), RD_KAFKA_V_KEY((void *)(uintptr_t)key, strlen(key)),
         RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_OPAQUE(s), RD_KAFKA_V_END);
     if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR) {

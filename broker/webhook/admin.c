@@ -146,9 +146,9 @@ shape_get(json_t *doc)
     return out;
 }
 
-/* Checks the request body and names the first bad field. */
-static int
-validate(const json_t *body, char *msg, size_t len)
+/* Checks the request body and names the first bad field (see admin.h). */
+int
+tc_webhook_admin_validate(const json_t *body, char *msg, size_t len)
 {
     const char *key;
     json_t *v;
@@ -194,7 +194,7 @@ tc_webhook_admin_create(struct tc_store *store, const json_t *body, tc_webhook_r
 {
     char msg[300], secret[TC_WEBHOOK_SECRET_MAX], id[3 + 16 + 1];
     unsigned char rnd[8];
-    if (body == NULL || validate(body, msg, sizeof(msg)) != TC_OK) {
+    if (body == NULL || tc_webhook_admin_validate(body, msg, sizeof(msg)) != TC_OK) {
         reply_error(reply, req, 400, "bad_request", body ? msg : "send a JSON object");
         return;
     }

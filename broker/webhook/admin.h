@@ -22,6 +22,13 @@ typedef void (*tc_webhook_reply_fn)(void *req, int status, const char *json, siz
  * and its "secret", or 400 naming the bad field. @borrows body. */
 void tc_webhook_admin_create(struct tc_store *store, const json_t *body, tc_webhook_reply_fn reply,
                              void *req);
+/* The checks of create's body, without the store (pure; also the fuzz
+ * target's entry): only url, filter and description; url an http:// or
+ * https:// URL of at most 2048 bytes without space, tab, CR or LF;
+ * description a string of at most 1024 bytes; filter null or a valid filter.
+ * @borrows body. @returns 0, or TC_EINVAL with the first bad field named in
+ * msg (a NUL-terminated text of at most len bytes). */
+int tc_webhook_admin_validate(const json_t *body, char *msg, size_t len);
 void tc_webhook_admin_list(struct tc_store *store, tc_webhook_reply_fn reply, void *req);
 void tc_webhook_admin_get(struct tc_store *store, const char *id, tc_webhook_reply_fn reply,
                           void *req);

@@ -65,7 +65,7 @@ out:
 int
 tc_webhook_secret_decode(const char *secret, unsigned char *key, size_t *keylen)
 {
-    unsigned char buf[KEY_DECODED_MAX];
+    unsigned char buf[KEY_DECODED_MAX], again[KEY_B64_MAX + 1];
     const char *b64;
     size_t len, pad = 0;
     int n, rc = TC_EINVAL;
@@ -99,11 +99,19 @@ tc_webhook_secret_decode(const char *secret, unsigned char *key, size_t *keylen)
     if (n < TC_WEBHOOK_KEY_MIN || n > TC_WEBHOOK_KEY_MAX) {
         goto out;
     }
+    /* Canonical only: EVP_DecodeBlock ignores the bits after the last byte,
+     * so "...F7=" and "...F4=" would name one key. Encoding the key again
+     * must give the text back. */
+    EVP_EncodeBlock(again, buf, n);
+    if (CRYPTO_memcmp(again, b64, len) != 0) {
+        goto out;
+    }
     memcpy(key, buf, (size_t)n);
     *keylen = (size_t)n;
     rc = TC_OK;
 out:
     OPENSSL_cleanse(buf, sizeof(buf));
+    OPENSSL_cleanse(again, sizeof(again));
     return rc;
 }
 

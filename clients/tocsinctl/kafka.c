@@ -88,10 +88,10 @@ tc_ctl_kafka_produce(const char *brokers, const char *topic, const char *key, co
         goto out;
     }
     conf = NULL; /* rd_kafka_new took it */
-    rd_kafka_resp_err_t perr =
-        rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
-                          RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len),
-                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    rd_kafka_resp_err_t perr = rd_kafka_producev(
+        rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)(uintptr_t)key, strlen(key)),
+        RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_END);
     if (perr != RD_KAFKA_RESP_ERR_NO_ERROR) {
         rc = tc_error_set(err, TC_EIO, "Kafka refused the event: %s", rd_kafka_err2str(perr));
         goto out;

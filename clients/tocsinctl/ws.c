@@ -257,7 +257,7 @@ tls_start(struct tc_ctl_ws *ws, const char *host, uint64_t deadline,
     if (literal) {
         X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ws->ssl), host);
     } else {
-        SSL_set_tlsext_host_name(ws->ssl, host);
+        SSL_set_tlsext_host_name(ws->ssl, (char *)(uintptr_t)host);
         SSL_set1_host(ws->ssl, host);
     }
     for (;;) {

@@ -67,7 +67,7 @@ static void
 produce(rd_kafka_t *p, int32_t partition, const char *key, const char *value, size_t len)
 {
     assert_int_equal(rd_kafka_producev(p, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION(partition),
-                                       RD_KAFKA_V_KEY(key, strlen(key)),
+                                       RD_KAFKA_V_KEY((void *)(uintptr_t)key, strlen(key)),
                                        RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len),
                                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
                      RD_KAFKA_RESP_ERR_NO_ERROR);
