@@ -150,6 +150,9 @@ static const struct secret_case secret_cases[] = {
     {"official vector, 24 bytes", VEC_SECRET, TC_OK, 24},
     {"23 bytes", "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", TC_EINVAL, 0},
     {"25 bytes, two pad", "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==", TC_OK, 25},
+    /* Found by fuzzing: spare bits after the last byte must be zero, or two
+     * texts would name one key (base64 must be canonical). */
+    {"25 bytes, spare bits set", "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB==", TC_EINVAL, 0},
     {"64 bytes", "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==", TC_OK, 64},
     {"65 bytes", "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", TC_EINVAL, 0},
     {"92 characters (69 bytes)", "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", TC_EINVAL, 0},
