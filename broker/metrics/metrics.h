@@ -44,12 +44,12 @@ enum tc_counter {
     TC_M_WEBHOOK_DEAD,
     TC_M_WEBHOOK_DISABLED, /* endpoints disabled by 410 or by failing too long */
     TC_M_EMAIL_ATTEMPTS,
-    TC_M_EMAIL_SENT,               /* mails the SMTP server accepted */
-    TC_M_EMAIL_FAILED_TRANSIENT,   /* 4xx or no connection: retried */
-    TC_M_EMAIL_FAILED_PERMANENT,   /* 5xx: recorded, not retried */
-    TC_M_EMAIL_GAVE_UP,            /* out of retries */
-    TC_M_EMAIL_UPDATES,            /* updates carried by sent digests */
-    TC_M_EMAIL_SUBSCRIBE_REFUSED,  /* self-service subscriptions refused by a rate limit */
+    TC_M_EMAIL_SENT,              /* mails the SMTP server accepted */
+    TC_M_EMAIL_FAILED_TRANSIENT,  /* 4xx or no connection: retried */
+    TC_M_EMAIL_FAILED_PERMANENT,  /* 5xx: recorded, not retried */
+    TC_M_EMAIL_GAVE_UP,           /* out of retries */
+    TC_M_EMAIL_UPDATES,           /* updates carried by sent digests */
+    TC_M_EMAIL_SUBSCRIBE_REFUSED, /* self-service subscriptions refused by a rate limit */
     TC_M_COUNTER_COUNT
 };
 

@@ -221,8 +221,7 @@ finish(struct attempt *a, CURLcode cc)
         if (delay > 0 && (code == 429 || code == 503) &&
             curl_easy_header(a->easy, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK) {
             uint64_t ra;
-            if (tc_retry_after_parse(h->value, (int64_t)(tc_wall_us() / 1000000), &ra) ==
-                TC_OK) {
+            if (tc_retry_after_parse(h->value, (int64_t)(tc_wall_us() / 1000000), &ra) == TC_OK) {
                 delay = ra;
             }
         }
