@@ -302,16 +302,6 @@ static const char *const key_names[K_NKEYS] = {
 /* Most keys and arguments of one script call (complete has 5 + 9). */
 #define SEND_MAX 16
 
-static struct tc_store__req *
-em_req(struct tc_store *s, int script, tc_store__done_fn fn, int aux, void *arg)
-{
-    struct tc_store__req *req = tc_store__req_new(&s->cmd, script, fn);
-
-    req->aux = aux;
-    req->arg = arg;
-    return req;
-}
-
 /* Sends req, a script request: numkeys, the fixed keys named in keys, then
  * args (NUL-terminated strings). */
 static void
@@ -319,7 +309,6 @@ em_send(struct tc_store *s, struct tc_store__req *req, int nkeys, const int *key
         const char **args)
 {
     const char *argv[1 + SEND_MAX];
-    size_t argvlen[1 + SEND_MAX];
     char *owned[SEND_MAX] = {NULL};
     char snkeys[8];
     int argc = 0;
@@ -337,10 +326,7 @@ em_send(struct tc_store *s, struct tc_store__req *req, int nkeys, const int *key
     for (int i = 0; i < nargs; i++) {
         argv[argc++] = args[i];
     }
-    for (int i = 0; i < argc; i++) {
-        argvlen[i] = strlen(argv[i]);
-    }
-    tc_store__submit(req, argc, argv, argvlen, s->cfg->redis_timeout_ms);
+    tc_store__submit_strs(s, req, argc, argv);
     for (int i = 0; i < nkeys; i++) {
         free(owned[i]);
     }
@@ -449,7 +435,7 @@ tc_store_em_claim(struct tc_store *s, uint64_t now_ms, uint64_t lease_ms, size_t
     snprintf(slease, sizeof(slease), "%" PRIu64, lease_ms);
     snprintf(smax, sizeof(smax), "%zu", max > TC_STORE_EM_CLAIM_MAX ? TC_STORE_EM_CLAIM_MAX : max);
     snprintf(sumax, sizeof(sumax), "%d", TC_STORE_EM_MAIL_UPDATES_MAX);
-    req = em_req(s, TC_STORE__EM_CLAIM, claim_done, 0, arg);
+    req = tc_store__cmd_req(s, TC_STORE__EM_CLAIM, claim_done, 0, arg);
     req->cb.em_claim = cb;
     em_send(s, req, 5, (const int[]){K_DUE, K_SUBS, K_REFS, K_FIRST, K_TRIES}, 5,
             (const char *[]){snow, slease, smax, s->cfg->redis_prefix, sumax});
@@ -488,7 +474,8 @@ tc_store_em_complete(struct tc_store *s, const char *subscriber_id, uint64_t lea
     snprintf(snext, sizeof(snext), "%" PRIu64, next_due_ms);
     snprintf(snow, sizeof(snow), "%" PRIu64, wall_ms());
     snprintf(scoalesce, sizeof(scoalesce), "%" PRIu64, s->cfg->email_coalesce_ms);
-    req = em_req(s, TC_STORE__EM_COMPLETE, tc_store__count_done, TC_STORE__COUNT_PLAIN, arg);
+    req = tc_store__cmd_req(s, TC_STORE__EM_COMPLETE, tc_store__count_done, TC_STORE__COUNT_PLAIN,
+                            arg);
     req->cb.count = cb;
     em_send(s, req, 5, (const int[]){K_DUE, K_SUBS, K_REFS, K_FIRST, K_TRIES}, 9,
             (const char *[]){subscriber_id, slease, sn, names[outcome], snext, attempt_json,
@@ -554,7 +541,7 @@ tc_store_em_create(struct tc_store *s, const char *id, const char *address, cons
         return;
     }
     snprintf(snow, sizeof(snow), "%" PRIu64, wall_ms());
-    req = em_req(s, TC_STORE__EM_CREATE, tc_store__json_done, 0, arg);
+    req = tc_store__cmd_req(s, TC_STORE__EM_CREATE, tc_store__json_done, 0, arg);
     req->cb.json = cb;
     em_send(s, req, 5, (const int[]){K_SUBS, K_ADDR, K_CONFIRMED, K_DUE, K_FIRST}, 7,
             (const char *[]){id, address, sub, filter, confirmed ? "1" : "0", s->cfg->redis_prefix,
@@ -577,7 +564,8 @@ tc_store_em_resend_confirm(struct tc_store *s, const char *id, tc_store_em_count
         return;
     }
     snprintf(snow, sizeof(snow), "%" PRIu64, wall_ms());
-    req = em_req(s, TC_STORE__EM_RESEND, tc_store__count_done, TC_STORE__COUNT_PLAIN, arg);
+    req =
+        tc_store__cmd_req(s, TC_STORE__EM_RESEND, tc_store__count_done, TC_STORE__COUNT_PLAIN, arg);
     req->cb.count = cb;
     em_send(s, req, 3, (const int[]){K_SUBS, K_DUE, K_FIRST}, 3,
             (const char *[]){id, s->cfg->redis_prefix, snow});
@@ -600,7 +588,7 @@ tc_store_em_confirm(struct tc_store *s, const char *id, tc_store_em_json_cb cb, 
     snprintf(snow_s, sizeof(snow_s), "%" PRIu64, now / 1000);
     snprintf(snow, sizeof(snow), "%" PRIu64, now);
     snprintf(scoalesce, sizeof(scoalesce), "%" PRIu64, s->cfg->email_coalesce_ms);
-    req = em_req(s, TC_STORE__EM_CONFIRM, tc_store__json_done, 0, arg);
+    req = tc_store__cmd_req(s, TC_STORE__EM_CONFIRM, tc_store__json_done, 0, arg);
     req->cb.json = cb;
     em_send(s, req, 5, (const int[]){K_SUBS, K_CONFIRMED, K_DUE, K_FIRST, K_TRIES}, 5,
             (const char *[]){id, s->cfg->redis_prefix, snow_s, snow, scoalesce});
@@ -616,10 +604,9 @@ tc_store_em_list(struct tc_store *s, tc_store_em_json_cb cb, void *arg)
         return;
     }
     subs = tc_xasprintf("%s%s", s->cfg->redis_prefix, key_names[K_SUBS]);
-    req = em_req(s, -1, tc_store__list_done, 0, arg);
+    req = tc_store__cmd_req(s, -1, tc_store__list_done, 0, arg);
     req->cb.json = cb;
-    tc_store__submit(req, 2, (const char *[]){"HVALS", subs}, (const size_t[]){5, strlen(subs)},
-                     s->cfg->redis_timeout_ms);
+    tc_store__submit_strs(s, req, 2, (const char *[]){"HVALS", subs});
     free(subs);
 }
 
@@ -635,7 +622,7 @@ tc_store_em_get(struct tc_store *s, const char *id, tc_store_em_json_cb cb, void
         cb(arg, TC_ENOENT, NULL, 0);
         return;
     }
-    req = em_req(s, TC_STORE__EM_GET, tc_store__json_done, 0, arg);
+    req = tc_store__cmd_req(s, TC_STORE__EM_GET, tc_store__json_done, 0, arg);
     req->cb.json = cb;
     em_send(s, req, 1, (const int[]){K_SUBS}, 2, (const char *[]){id, s->cfg->redis_prefix});
 }
@@ -652,7 +639,8 @@ tc_store_em_delete(struct tc_store *s, const char *id, tc_store_em_count_cb cb, 
         cb(arg, TC_ENOENT, 0);
         return;
     }
-    req = em_req(s, TC_STORE__EM_DELETE, tc_store__count_done, TC_STORE__ZERO_ENOENT, arg);
+    req =
+        tc_store__cmd_req(s, TC_STORE__EM_DELETE, tc_store__count_done, TC_STORE__ZERO_ENOENT, arg);
     req->cb.count = cb;
     em_send(s, req, 7, (const int[]){K_SUBS, K_ADDR, K_CONFIRMED, K_DUE, K_REFS, K_FIRST, K_TRIES},
             2, (const char *[]){id, s->cfg->redis_prefix});
@@ -665,8 +653,6 @@ tc_store_em_rate_hit(struct tc_store *s, const char *bucket, uint64_t window_s,
                      tc_store_em_count_cb cb, void *arg)
 {
     char *k, swin[24];
-    const char *argv[3];
-    size_t argvlen[3];
     struct tc_store__req *req;
 
     if (admit_count(s, cb, arg) != 0) {
@@ -681,15 +667,9 @@ tc_store_em_rate_hit(struct tc_store *s, const char *bucket, uint64_t window_s,
     k = tc_xasprintf("%sem:rate:%s:%" PRIu64, s->cfg->redis_prefix, bucket,
                      tc_wall_us() / 1000000 / window_s);
     snprintf(swin, sizeof(swin), "%" PRIu64, window_s);
-    argv[0] = "1";
-    argv[1] = k;
-    argv[2] = swin;
-    for (size_t i = 0; i < TC_ARRAY_SIZE(argv); i++) {
-        argvlen[i] = strlen(argv[i]);
-    }
-    req = em_req(s, TC_STORE__EM_RATE, tc_store__count_done, TC_STORE__COUNT_PLAIN, arg);
+    req = tc_store__cmd_req(s, TC_STORE__EM_RATE, tc_store__count_done, TC_STORE__COUNT_PLAIN, arg);
     req->cb.count = cb;
-    tc_store__submit(req, 3, argv, argvlen, s->cfg->redis_timeout_ms);
+    tc_store__submit_strs(s, req, 3, (const char *[]){"1", k, swin});
     free(k);
 }
 
@@ -705,7 +685,7 @@ tc_store_em_link_key(struct tc_store *s, const char *candidate, tc_store_em_json
         cb(arg, TC_EINVAL, NULL, 0);
         return;
     }
-    req = em_req(s, TC_STORE__EM_LINK_KEY, tc_store__json_done, 0, arg);
+    req = tc_store__cmd_req(s, TC_STORE__EM_LINK_KEY, tc_store__json_done, 0, arg);
     req->cb.json = cb;
     em_send(s, req, 1, (const int[]){K_KEY}, 1, (const char *[]){candidate});
 }
@@ -722,7 +702,7 @@ tc_store_em_stats(struct tc_store *s, uint64_t now_ms, tc_store_em_stats_cb cb, 
         return;
     }
     snprintf(snow, sizeof(snow), "%" PRIu64, now_ms);
-    req = em_req(s, TC_STORE__EM_STATS, tc_store__pair_done, 0, arg);
+    req = tc_store__cmd_req(s, TC_STORE__EM_STATS, tc_store__pair_done, 0, arg);
     req->cb.pair = cb;
     em_send(s, req, 1, (const int[]){K_DUE}, 1, (const char *[]){snow});
 }

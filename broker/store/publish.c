@@ -34,11 +34,8 @@ tc_store_event_outcome(struct tc_store *s, const char *event_id, tc_store_outcom
         return;
     }
     char *key = tc_xasprintf("%sdedup:%s", s->cfg->redis_prefix, event_id);
-    struct tc_store__req *req = tc_store__req_new(&s->cmd, -1, outcome_done);
+    struct tc_store__req *req = tc_store__cmd_req(s, -1, outcome_done, 0, arg);
     req->cb.count = cb;
-    req->arg = arg;
-    const char *argv[] = {"GET", key};
-    const size_t argvlen[] = {3, strlen(key)};
-    tc_store__submit(req, 2, argv, argvlen, s->cfg->redis_timeout_ms);
+    tc_store__submit_strs(s, req, 2, (const char *[]){"GET", key});
     free(key);
 }

@@ -1,14 +1,38 @@
 /* tocsin — SPDX-License-Identifier: MIT
  *
- * The reply decoders the gateways' store calls share (see store_internal.h):
- * a count, a JSON text, a list of JSON texts joined into an array, a pair of
- * counts. Scripts answer -1 for "no such thing" and -2 for "not in this
- * state".
+ * What the gateways' store calls share (see store_internal.h): making and
+ * sending a request of strings, and decoding the reply — a count, a JSON
+ * text, a list of JSON texts joined into an array, a pair of counts.
+ * Scripts answer -1 for "no such thing" and -2 for "not in this state".
  */
 #include "store/store_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+struct tc_store__req *
+tc_store__cmd_req(struct tc_store *s, int script, tc_store__done_fn fn, int aux, void *arg)
+{
+    struct tc_store__req *req = tc_store__req_new(&s->cmd, script, fn);
+
+    req->aux = aux;
+    req->arg = arg;
+    return req;
+}
+
+void
+tc_store__submit_strs(struct tc_store *s, struct tc_store__req *req, int argc, const char **argv)
+{
+    size_t argvlen[32];
+
+    if (argc < 0 || argc > (int)TC_ARRAY_SIZE(argvlen)) {
+        abort();
+    }
+    for (int i = 0; i < argc; i++) {
+        argvlen[i] = strlen(argv[i]);
+    }
+    tc_store__submit(req, argc, argv, argvlen, s->cfg->redis_timeout_ms);
+}
 
 void
 tc_store__count_done(struct tc_store__req *req, int status, const redisReply *reply)

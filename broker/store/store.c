@@ -690,15 +690,9 @@ tc_store_ended(struct tc_store *s, unsigned count, tc_store_json_cb cb, void *ar
     char *prefix = tc_xasprintf("%sinc:", s->cfg->redis_prefix);
     char n[16];
     snprintf(n, sizeof(n), "%u", count > TC_STORE_ENDED_KEPT ? TC_STORE_ENDED_KEPT : count);
-    const char *argv[] = {"1", key, n, prefix};
-    size_t argvlen[4];
-    for (int i = 0; i < 4; i++) {
-        argvlen[i] = strlen(argv[i]);
-    }
-    struct tc_store__req *req = tc_store__req_new(&s->cmd, TC_STORE__ENDED, tc_store__json_done);
+    struct tc_store__req *req = tc_store__cmd_req(s, TC_STORE__ENDED, tc_store__json_done, 0, arg);
     req->cb.json = cb;
-    req->arg = arg;
-    tc_store__submit(req, 4, argv, argvlen, s->cfg->redis_timeout_ms);
+    tc_store__submit_strs(s, req, 4, (const char *[]){"1", key, n, prefix});
     free(key);
     free(prefix);
 }

@@ -266,6 +266,14 @@ void tc_store__count_done(struct tc_store__req *req, int status, const redisRepl
 void tc_store__json_done(struct tc_store__req *req, int status, const redisReply *reply);
 void tc_store__list_done(struct tc_store__req *req, int status, const redisReply *reply);
 void tc_store__pair_done(struct tc_store__req *req, int status, const redisReply *reply);
+/* A request on the command connection with its done_fn, aux and arg. */
+struct tc_store__req *tc_store__cmd_req(struct tc_store *s, int script, tc_store__done_fn fn,
+                                        int aux, void *arg);
+/* Submits req with argc NUL-terminated strings (for a script: numkeys
+ * first) and the configured timeout. argc is at most 32: callers pass
+ * fixed, small counts. */
+void tc_store__submit_strs(struct tc_store *s, struct tc_store__req *req, int argc,
+                           const char **argv);
 
 /* Drops c's live context (a failure the caller detected in a reply): every
  * pending request fails, and the connection is retried with backoff. */

@@ -317,32 +317,6 @@ const char tc_store__wh_stats_lua[] =
 
 /* ---- sending ---- */
 
-static struct tc_store__req *
-wh_req(struct tc_store *s, int script, tc_store__done_fn fn, int aux, void *arg)
-{
-    struct tc_store__req *req = tc_store__req_new(&s->cmd, script, fn);
-
-    req->aux = aux;
-    req->arg = arg;
-    return req;
-}
-
-/* Sends req with argv (NUL-terminated strings; for a script numkeys first). */
-static void
-wh_submit(struct tc_store *s, struct tc_store__req *req, int argc, const char **argv)
-{
-    size_t argvlen[16];
-
-    /* Every caller here passes at most 10 arguments. */
-    if (argc > (int)TC_ARRAY_SIZE(argvlen)) {
-        abort();
-    }
-    for (int i = 0; i < argc; i++) {
-        argvlen[i] = strlen(argv[i]);
-    }
-    tc_store__submit(req, argc, argv, argvlen, s->cfg->redis_timeout_ms);
-}
-
 /* ---- claim and complete ---- */
 
 static uint64_t
@@ -412,9 +386,10 @@ tc_store_wh_claim(struct tc_store *s, uint64_t now_ms, uint64_t lease_ms, size_t
     snprintf(slease, sizeof(slease), "%" PRIu64, lease_ms);
     snprintf(smax, sizeof(smax), "%zu", max > TC_STORE_WH_CLAIM_MAX ? TC_STORE_WH_CLAIM_MAX : max);
     snprintf(snow_s, sizeof(snow_s), "%" PRIu64, now_ms / 1000);
-    req = wh_req(s, TC_STORE__WH_CLAIM, claim_done, 0, arg);
+    req = tc_store__cmd_req(s, TC_STORE__WH_CLAIM, claim_done, 0, arg);
     req->cb.wh_claim = cb;
-    wh_submit(s, req, 8, (const char *[]){"2", due, eps, snow, slease, smax, p, snow_s});
+    tc_store__submit_strs(s, req, 8,
+                          (const char *[]){"2", due, eps, snow, slease, smax, p, snow_s});
     free(due);
     free(eps);
 }
@@ -446,12 +421,13 @@ tc_store_wh_complete(struct tc_store *s, const char *job_id, enum tc_store_wh_ou
     snprintf(snext, sizeof(snext), "%" PRIu64, next_due_ms);
     snprintf(snow, sizeof(snow), "%" PRIu64, tc_wall_us() / 1000);
     snprintf(slimit, sizeof(slimit), "%" PRIu64, s->cfg->webhook_disable_after_ms);
-    req = wh_req(s, TC_STORE__WH_COMPLETE, tc_store__count_done, TC_STORE__COUNT_PLAIN, arg);
+    req = tc_store__cmd_req(s, TC_STORE__WH_COMPLETE, tc_store__count_done, TC_STORE__COUNT_PLAIN,
+                            arg);
     req->cb.count = cb;
-    wh_submit(s, req, 10,
-              (const char *[]){"2", due, eps, job_id, names[outcome], snext,
-                               attempt_json != NULL ? attempt_json : "{}", s->cfg->redis_prefix,
-                               snow, slimit});
+    tc_store__submit_strs(s, req, 10,
+                          (const char *[]){"2", due, eps, job_id, names[outcome], snext,
+                                           attempt_json != NULL ? attempt_json : "{}",
+                                           s->cfg->redis_prefix, snow, slimit});
     free(due);
     free(eps);
 }
@@ -534,11 +510,11 @@ tc_store_wh_create(struct tc_store *s, const char *id, const char *request_json,
         return;
     }
     eps = tc_xasprintf("%swh:endpoints", s->cfg->redis_prefix);
-    req = wh_req(s, -1, create_done, 0, arg);
+    req = tc_store__cmd_req(s, -1, create_done, 0, arg);
     req->cb.json = cb;
     /* A plain command's buf is unused by the store; it frees it with req. */
     req->buf = text;
-    wh_submit(s, req, 4, (const char *[]){"HSETNX", eps, id, text});
+    tc_store__submit_strs(s, req, 4, (const char *[]){"HSETNX", eps, id, text});
     free(eps);
 }
 
@@ -554,9 +530,9 @@ tc_store_wh_list(struct tc_store *s, tc_store_wh_json_cb cb, void *arg)
         return;
     }
     eps = tc_xasprintf("%swh:endpoints", s->cfg->redis_prefix);
-    req = wh_req(s, -1, tc_store__list_done, 0, arg);
+    req = tc_store__cmd_req(s, -1, tc_store__list_done, 0, arg);
     req->cb.json = cb;
-    wh_submit(s, req, 2, (const char *[]){"HVALS", eps});
+    tc_store__submit_strs(s, req, 2, (const char *[]){"HVALS", eps});
     free(eps);
 }
 
@@ -579,7 +555,7 @@ ep_script(struct tc_store *s, bool with_due, int argc, const char **args, struct
     for (int i = 0; i < argc && n < (int)TC_ARRAY_SIZE(argv); i++) {
         argv[n++] = args[i];
     }
-    wh_submit(s, req, n, argv);
+    tc_store__submit_strs(s, req, n, argv);
     free(eps);
     free(due);
 }
@@ -595,7 +571,7 @@ json_script(struct tc_store *s, int script, bool with_due, int argc, const char 
         cb(arg, rc, NULL, 0);
         return;
     }
-    req = wh_req(s, script, tc_store__json_done, 0, arg);
+    req = tc_store__cmd_req(s, script, tc_store__json_done, 0, arg);
     req->cb.json = cb;
     ep_script(s, with_due, argc, args, req);
 }
@@ -611,7 +587,7 @@ count_script(struct tc_store *s, int script, int aux, int argc, const char **arg
         cb(arg, rc, 0);
         return;
     }
-    req = wh_req(s, script, tc_store__count_done, aux, arg);
+    req = tc_store__cmd_req(s, script, tc_store__count_done, aux, arg);
     req->cb.count = cb;
     ep_script(s, true, argc, args, req);
 }
@@ -671,9 +647,9 @@ tc_store_wh_stats(struct tc_store *s, uint64_t now_ms, tc_store_wh_stats_cb cb, 
     pending = tc_xasprintf("%swh:pending", s->cfg->redis_prefix);
     due = tc_xasprintf("%swh:due", s->cfg->redis_prefix);
     snprintf(snow, sizeof(snow), "%" PRIu64, now_ms);
-    req = wh_req(s, TC_STORE__WH_STATS, tc_store__pair_done, 0, arg);
+    req = tc_store__cmd_req(s, TC_STORE__WH_STATS, tc_store__pair_done, 0, arg);
     req->cb.pair = cb;
-    wh_submit(s, req, 4, (const char *[]){"2", pending, due, snow});
+    tc_store__submit_strs(s, req, 4, (const char *[]){"2", pending, due, snow});
     free(pending);
     free(due);
 }
