@@ -3,9 +3,9 @@
 # Several nodes (issue 7; DESIGN §8): three tocsind on one Redis and one
 # Kafka, in one consumer group with one key prefix. Every WebSocket client
 # sees every matching update once and in seq order whichever node it is on;
-# each webhook message is sent once overall; kill -9 of one node mid-stream
-# moves its partitions and jobs to the others, and its clients resume
-# elsewhere with `since` and lose nothing.
+# each webhook message is sent once overall (each email: test_email.py);
+# kill -9 of one node mid-stream moves its partitions and jobs to the others,
+# and its clients resume elsewhere with `since` and lose nothing.
 
 import asyncio
 import json
