@@ -1,0 +1,161 @@
+# tocsin — SPDX-License-Identifier: MIT
+#
+# Network faults (issue 7, DESIGN §8): a TCP fault proxy (faultproxy.py)
+# between tocsind and redis-server, and between tocsind and a webhook
+# receiver, delays, stalls and cuts the traffic. Through all of it nothing
+# accepted is lost, nothing is notified twice and no incident goes back a
+# version; a Redis hang pauses ingest while sessions stay open, and a webhook
+# attempt that times out or is cut is retried with the same webhook-id.
+
+import asyncio
+import json
+import time
+import types
+
+import pytest
+
+from clients import Ws, check_seq_run, in_thread, run
+from helpers import event, uid, wait_until
+from webhook_receiver import create, start
+
+
+def _stream(n_incidents, n_versions):
+    ids = [uid("inc") for _ in range(n_incidents)]
+    return [event(iid, v) for v in range(1, n_versions + 1) for iid in ids]
+
+
+def _pairs(items):
+    return sorted((i["incident_id"], i["version"]) for i in items)
+
+
+def _redis_behind_proxy(proxies, redis_server):
+    """A proxy in front of the session redis-server, and what tocsind_factory
+    takes as its `redis` (only the URL is read)."""
+    p = proxies(redis_server.port)
+    return p, types.SimpleNamespace(url=f"redis://127.0.0.1:{p.port}/0")
+
+
+def _ready(t):
+    return t.get("/readyz", timeout=2)[0] == 200
+
+
+def _check_counts(t, produced):
+    """A script whose reply was lost (timed out, or cut) may still have run;
+    its retry is then a duplicate. Never more accepted than produced, and
+    none missing."""
+    m = t.metrics()
+    accepted = m.get('tocsin_events_total{result="accepted"}', 0)
+    assert accepted <= produced, m
+    assert accepted + m.get('tocsin_events_total{result="duplicate"}', 0) >= produced, m
+
+
+def _histogram_mean(t, name):
+    m = t.metrics()
+    return m.get(f"{name}_sum", 0.0) / max(m.get(f"{name}_count", 0.0), 1.0)
+
+
+# ---------------------------------------------------------------- Redis link
+
+
+@pytest.mark.timeout(90)
+def test_redis_link_delayed_200ms_delivers_in_order_once(tocsind_factory, proxies, redis_server,
+                                                        kafka):
+    proxy, redis = _redis_behind_proxy(proxies, redis_server)
+    proxy.delay(200)  # each way, so every Redis round trip takes 400 ms or more
+    # A timeout well above the round trip: the delay alone must not drop
+    # a connection, even on a loaded machine.
+    t = tocsind_factory(redis=redis, env={"TOCSIN_REDIS_TIMEOUT": "5s"})
+    evs = _stream(3, 4)
+
+    async def body():
+        ws = await Ws.connect(t.ws_url)
+        snap = await ws.expect("snapshot")
+        await in_thread(kafka.produce_all, evs)
+        ups = await ws.updates(len(evs), timeout=45)
+        await ws.quiet(1.0)
+        await ws.close()
+        return snap, ups
+
+    snap, ups = run(body(), timeout=70)
+    check_seq_run(ups, snap["seq"])
+    assert _pairs(u["incident"] for u in ups) == _pairs(evs)
+    m = t.metrics()
+    assert m.get('tocsin_events_total{result="accepted"}') == len(evs), m
+    assert m.get("tocsin_redis_timeouts_total", 0) == 0, m
+    # The proxy really held every round trip.
+    assert _histogram_mean(t, "tocsin_store_seconds") >= 0.4, m
+
+
+@pytest.mark.timeout(90)
+def test_redis_link_stalled_pauses_ingest_and_keeps_sessions(tocsind_factory, proxies,
+                                                             redis_server, kafka):
+    proxy, redis = _redis_behind_proxy(proxies, redis_server)
+    t = tocsind_factory(redis=redis, env={"TOCSIN_REDIS_TIMEOUT": "1s"})
+    before, during = _stream(2, 2), _stream(2, 3)
+
+    async def body():
+        ws = await Ws.connect(t.ws_url)
+        snap = await ws.expect("snapshot")
+        await in_thread(kafka.produce_all, before)
+        ups = await ws.updates(len(before))
+        stalled_at = time.monotonic()
+        proxy.stall()
+        try:
+            await in_thread(kafka.produce_all, during)
+            # Every command now hangs: its timer fires, the connection is
+            # dropped, ingest pauses and /readyz says so, while the session
+            # stays open with nothing to say.
+            await in_thread(wait_until, lambda: not _ready(t), 20, 0.2, "/readyz to fail")
+            await in_thread(t.wait_metric, "tocsin_redis_timeouts_total", 1)
+            await in_thread(t.wait_metric, "tocsin_ingest_paused", 1)
+            assert t.metric("tocsin_redis_connected") == 0
+            await ws.quiet(max(0.5, 6.0 - (time.monotonic() - stalled_at)))
+            assert (await in_thread(t.get, "/healthz"))[0] == 200
+        finally:
+            proxy.resume()
+        ups += await ws.updates(len(during), timeout=40)
+        await ws.quiet(1.0)
+        await ws.close()
+        return snap, ups
+
+    snap, ups = run(body(), timeout=80)
+    check_seq_run(ups, snap["seq"])
+    assert _pairs(u["incident"] for u in ups) == _pairs(before + during)
+    wait_until(lambda: _ready(t), 15, 0.2, "/readyz back")
+    assert t.metric("tocsin_ingest_paused") == 0
+    assert "command timed out" in t.log_text()
+    _check_counts(t, len(before) + len(during))
+
+
+@pytest.mark.timeout(90)
+def test_redis_link_cut_mid_stream_reconnects(tocsind_factory, proxies, redis_server, kafka):
+    proxy, redis = _redis_behind_proxy(proxies, redis_server)
+    t = tocsind_factory(redis=redis, env={"TOCSIN_REDIS_TIMEOUT": "1s"})
+    evs = _stream(4, 15)  # 60 events over about 3 s
+    cuts = []
+
+    def cut_three_times():
+        for rst in (True, False, True):
+            time.sleep(0.6)
+            # Both connections (commands, history follower) are up again
+            # before each cut, so every cut hits a live link.
+            wait_until(lambda: proxy.open >= 2 and _ready(t), 20, 0.05, "both Redis links")
+            cuts.append(proxy.cut(rst=rst))
+
+    async def body():
+        ws = await Ws.connect(t.ws_url)
+        snap = await ws.expect("snapshot")
+        producing = in_thread(kafka.produce_all, evs, 0.05)
+        await asyncio.gather(producing, in_thread(cut_three_times))
+        ups = await ws.updates(len(evs), timeout=40)
+        await ws.quiet(1.0)
+        await ws.close()
+        return snap, ups
+
+    snap, ups = run(body(), timeout=80)
+    assert len(cuts) == 3 and min(cuts) >= 2, cuts
+    check_seq_run(ups, snap["seq"])
+    assert _pairs(u["incident"] for u in ups) == _pairs(evs)
+    wait_until(lambda: _ready(t), 15, 0.2, "/readyz back")
+    assert t.metric("tocsin_redis_reconnects_total") >= 3
+    _check_counts(t, len(evs))
