@@ -15,17 +15,8 @@ import types
 import pytest
 
 from clients import Ws, check_seq_run, in_thread, run
-from helpers import event, uid, wait_until
+from helpers import event, pairs, stream, uid, wait_until
 from webhook_receiver import create, start
-
-
-def _stream(n_incidents, n_versions):
-    ids = [uid("inc") for _ in range(n_incidents)]
-    return [event(iid, v) for v in range(1, n_versions + 1) for iid in ids]
-
-
-def _pairs(items):
-    return sorted((i["incident_id"], i["version"]) for i in items)
 
 
 def _redis_behind_proxy(proxies, redis_server):
@@ -65,7 +56,7 @@ def test_redis_link_delayed_200ms_delivers_in_order_once(tocsind_factory, proxie
     # A timeout well above the round trip: the delay alone must not drop
     # a connection, even on a loaded machine.
     t = tocsind_factory(redis=redis, env={"TOCSIN_REDIS_TIMEOUT": "5s"})
-    evs = _stream(3, 4)
+    evs = stream(3, 4)
 
     async def body():
         ws = await Ws.connect(t.ws_url)
@@ -78,7 +69,7 @@ def test_redis_link_delayed_200ms_delivers_in_order_once(tocsind_factory, proxie
 
     snap, ups = run(body(), timeout=70)
     check_seq_run(ups, snap["seq"])
-    assert _pairs(u["incident"] for u in ups) == _pairs(evs)
+    assert pairs(u["incident"] for u in ups) == pairs(evs)
     m = t.metrics()
     assert m.get('tocsin_events_total{result="accepted"}') == len(evs), m
     assert m.get("tocsin_redis_timeouts_total", 0) == 0, m
@@ -91,7 +82,7 @@ def test_redis_link_stalled_pauses_ingest_and_keeps_sessions(tocsind_factory, pr
                                                              redis_server, kafka):
     proxy, redis = _redis_behind_proxy(proxies, redis_server)
     t = tocsind_factory(redis=redis, env={"TOCSIN_REDIS_TIMEOUT": "1s"})
-    before, during = _stream(2, 2), _stream(2, 3)
+    before, during = stream(2, 2), stream(2, 3)
 
     async def body():
         ws = await Ws.connect(t.ws_url)
@@ -120,7 +111,7 @@ def test_redis_link_stalled_pauses_ingest_and_keeps_sessions(tocsind_factory, pr
 
     snap, ups = run(body(), timeout=80)
     check_seq_run(ups, snap["seq"])
-    assert _pairs(u["incident"] for u in ups) == _pairs(before + during)
+    assert pairs(u["incident"] for u in ups) == pairs(before + during)
     wait_until(lambda: _ready(t), 15, 0.2, "/readyz back")
     assert t.metric("tocsin_ingest_paused") == 0
     assert "command timed out" in t.log_text()
@@ -131,7 +122,7 @@ def test_redis_link_stalled_pauses_ingest_and_keeps_sessions(tocsind_factory, pr
 def test_redis_link_cut_mid_stream_reconnects(tocsind_factory, proxies, redis_server, kafka):
     proxy, redis = _redis_behind_proxy(proxies, redis_server)
     t = tocsind_factory(redis=redis, env={"TOCSIN_REDIS_TIMEOUT": "1s"})
-    evs = _stream(4, 15)  # 60 events over about 3 s
+    evs = stream(4, 15)  # 60 events over about 3 s
     cuts = []
 
     def cut_three_times():
@@ -155,7 +146,41 @@ def test_redis_link_cut_mid_stream_reconnects(tocsind_factory, proxies, redis_se
     snap, ups = run(body(), timeout=80)
     assert len(cuts) == 3 and min(cuts) >= 2, cuts
     check_seq_run(ups, snap["seq"])
-    assert _pairs(u["incident"] for u in ups) == _pairs(evs)
+    assert pairs(u["incident"] for u in ups) == pairs(evs)
     wait_until(lambda: _ready(t), 15, 0.2, "/readyz back")
     assert t.metric("tocsin_redis_reconnects_total") >= 3
     _check_counts(t, len(evs))
+
+
+@pytest.mark.timeout(60)
+def test_redis_link_reset_while_idle_is_seen_at_once(tocsind_factory, proxies, redis_server,
+                                                     kafka):
+    """Regression: hiredis 0.14's libuv adapter dropped uv_poll errors, so a
+    reset (RST) link, or a refused reconnect, was only noticed when a command
+    timed out. With a 30 s redis.timeout, recovery must not wait for it."""
+    proxy, redis = _redis_behind_proxy(proxies, redis_server)
+    t = tocsind_factory(redis=redis, env={"TOCSIN_REDIS_TIMEOUT": "30s"})
+    iid = uid("inc")
+
+    async def body():
+        ws = await Ws.connect(t.ws_url)
+        snap = await ws.expect("snapshot")
+        await in_thread(kafka.produce, event(iid, 1))
+        ups = await ws.updates(1)
+        await asyncio.sleep(0.5)  # the follower is in its XREAD BLOCK
+        proxy.refuse(True)
+        assert proxy.cut(rst=True) == 2
+        await in_thread(wait_until, lambda: t.metric("tocsin_redis_connected") == 0, 10, 0.1,
+                        "the reset seen")
+        await asyncio.sleep(1.0)  # reconnects are refused meanwhile
+        proxy.refuse(False)
+        await in_thread(kafka.produce, event(iid, 2))
+        ups += await ws.updates(1, timeout=15)
+        await ws.close()
+        return snap, ups
+
+    snap, ups = run(body(), timeout=50)
+    check_seq_run(ups, snap["seq"])
+    assert [u["incident"]["version"] for u in ups] == [1, 2]
+    assert t.metric("tocsin_redis_timeouts_total") == 0
+    assert "Connection refused" in t.log_text()
