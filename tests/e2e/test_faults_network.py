@@ -184,3 +184,125 @@ def test_redis_link_reset_while_idle_is_seen_at_once(tocsind_factory, proxies, r
     assert [u["incident"]["version"] for u in ups] == [1, 2]
     assert t.metric("tocsin_redis_timeouts_total") == 0
     assert "Connection refused" in t.log_text()
+
+
+# ------------------------------------------------------------- webhook link
+
+LONG_RETRIES = ",".join(["1s"] * 10)  # enough attempts to outlast any fault here
+
+
+def _receiver_behind_proxy(receivers, proxies, script=()):
+    r = receivers(script)
+    p = proxies(r.port)
+    return r, p, f"http://127.0.0.1:{p.port}/hook"
+
+
+def _by_message(got):
+    """The receiver's POSTs grouped by webhook-id, in the order each id
+    first arrived: [(webhook-id, [bodies])]."""
+    out = {}
+    for headers, body in got:
+        out.setdefault(headers["webhook-id"], []).append(body)
+    return list(out.items())
+
+
+def _check_messages(got, versions):
+    """One webhook-id per update, first seen in version order; every attempt
+    of a message carries the same body."""
+    msgs = _by_message(got)
+    assert [json.loads(bodies[0])["incident"]["version"] for _, bodies in msgs] == versions, msgs
+    for wid, bodies in msgs:
+        assert len(set(bodies)) == 1, f"{wid}: attempts differ: {bodies}"
+    return msgs
+
+
+@pytest.mark.timeout(60)
+def test_webhook_link_delayed_below_timeout_delivers_once(tocsind_factory, kafka, receivers,
+                                                         proxies):
+    t = start(tocsind_factory, TOCSIN_WEBHOOK_TIMEOUT="5s")
+    r, proxy, url = _receiver_behind_proxy(receivers, proxies)
+    proxy.delay(300)  # 600 ms or more per attempt, well below the timeout
+    create(t, url)
+    iid = uid("inc")
+    kafka.produce_all([event(iid, 1), event(iid, 2), event(iid, 3)])
+    wait_until(lambda: t.metric("tocsin_webhook_deliveries_total") >= 3, 30, 0.2, "3 deliveries")
+    time.sleep(1.0)
+    assert len(r.got) == 3, r.got
+    _check_messages(r.got, [1, 2, 3])
+    m = t.metrics()
+    assert m.get("tocsin_webhook_deliveries_total") == 3, m
+    assert not any(v for k, v in m.items() if k.startswith("tocsin_webhook_failures_total")), m
+    assert _histogram_mean(t, "tocsin_webhook_seconds") >= 0.6, m
+
+
+@pytest.mark.timeout(60)
+def test_webhook_link_stalled_past_timeout_retries_same_id(tocsind_factory, kafka, receivers,
+                                                          proxies):
+    t = start(tocsind_factory, TOCSIN_WEBHOOK_TIMEOUT="2s",
+              TOCSIN_WEBHOOK_RETRY_SCHEDULE=LONG_RETRIES)
+    r, proxy, url = _receiver_behind_proxy(receivers, proxies)
+    create(t, url)
+    proxy.stall()
+    iid = uid("inc")
+    kafka.produce_all([event(iid, 1), event(iid, 2), event(iid, 3)])
+    # Two attempts of the first update time out; the later updates wait.
+    t.wait_metric('tocsin_webhook_failures_total{reason="network"}', 2, timeout=30)
+    assert r.got == [], "the stalled link carried a request"
+    assert t.metric("tocsin_webhook_deliveries_total") == 0
+    proxy.resume()
+    wait_until(lambda: t.metric("tocsin_webhook_deliveries_total") >= 3, 30, 0.2, "3 deliveries")
+    time.sleep(1.0)
+    # The timed-out attempts were held by the proxy and may still reach the
+    # receiver (at-least-once): each with the first update's webhook-id.
+    msgs = _check_messages(r.got, [1, 2, 3])
+    assert [len(bodies) for _, bodies in msgs[1:]] == [1, 1], msgs
+    m = t.metrics()
+    assert m.get("tocsin_webhook_deliveries_total") == 3, m
+    assert m.get("tocsin_webhook_dead_total", 0) == 0, m
+    assert "Timeout was reached" in t.log_text() or "timed out" in t.log_text()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("rst", [True, False], ids=["rst", "fin"])
+def test_webhook_link_cut_mid_request_retries(tocsind_factory, kafka, receivers, proxies, rst):
+    t = start(tocsind_factory, TOCSIN_WEBHOOK_RETRY_SCHEDULE=LONG_RETRIES)
+    # The first POST is answered only after 5 s: the cut comes before that.
+    r, proxy, url = _receiver_behind_proxy(receivers, proxies, script=[(5, 200)])
+    create(t, url)
+    iid = uid("inc")
+    kafka.produce_all([event(iid, 1), event(iid, 2)])
+    wait_until(lambda: len(r.got) == 1, 20, 0.05, "the first POST")
+    assert proxy.cut(rst=rst) == 1
+    wait_until(lambda: t.metric("tocsin_webhook_deliveries_total") >= 2, 30, 0.2, "2 deliveries")
+    time.sleep(1.0)
+    msgs = _check_messages(r.got, [1, 2])
+    assert [len(bodies) for _, bodies in msgs] == [2, 1], msgs
+    m = t.metrics()
+    assert m.get('tocsin_webhook_failures_total{reason="network"}') == 1, m
+    assert m.get("tocsin_webhook_deliveries_total") == 2, m
+
+
+@pytest.mark.timeout(60)
+def test_webhook_link_refused_then_idle_connection_cut(tocsind_factory, kafka, receivers,
+                                                       proxies):
+    t = start(tocsind_factory, TOCSIN_WEBHOOK_RETRY_SCHEDULE=LONG_RETRIES)
+    r, proxy, url = _receiver_behind_proxy(receivers, proxies)
+    create(t, url)
+    iid = uid("inc")
+    proxy.refuse(True)
+    kafka.produce(event(iid, 1))
+    t.wait_metric('tocsin_webhook_failures_total{reason="network"}', 2, timeout=20)
+    proxy.refuse(False)
+    wait_until(lambda: t.metric("tocsin_webhook_deliveries_total") >= 1, 20, 0.2, "delivered")
+    # The kept-alive connection of that delivery is reset while idle: the
+    # next message goes out on a new one, at its first attempt.
+    wait_until(lambda: proxy.open == 1, 10, 0.05, "the pooled connection")
+    failures = t.metric('tocsin_webhook_failures_total{reason="network"}')
+    assert proxy.cut(rst=True) == 1
+    kafka.produce(event(iid, 2))
+    wait_until(lambda: t.metric("tocsin_webhook_deliveries_total") >= 2, 20, 0.2, "2 deliveries")
+    time.sleep(0.5)
+    _check_messages(r.got, [1, 2])
+    assert len(r.got) == 2, r.got
+    assert t.metric('tocsin_webhook_failures_total{reason="network"}') == failures
+    assert proxy.accepted == 2
