@@ -266,8 +266,8 @@ def test_webhook_link_stalled_past_timeout_retries_same_id(tocsind_factory, kafk
 @pytest.mark.parametrize("rst", [True, False], ids=["rst", "fin"])
 def test_webhook_link_cut_mid_request_retries(tocsind_factory, kafka, receivers, proxies, rst):
     t = start(tocsind_factory, TOCSIN_WEBHOOK_RETRY_SCHEDULE=LONG_RETRIES)
-    # The first POST is answered only after 5 s: the cut comes before that.
-    r, proxy, url = _receiver_behind_proxy(receivers, proxies, script=[(5, 200)])
+    # The first POST is answered only after 8 s: the cut comes long before.
+    r, proxy, url = _receiver_behind_proxy(receivers, proxies, script=[(8, 200)])
     create(t, url)
     iid = uid("inc")
     kafka.produce_all([event(iid, 1), event(iid, 2)])
