@@ -14,8 +14,6 @@
 #include "metrics/metrics.h"
 #include "util/util.h"
 
-#include <hiredis/adapters/libuv.h>
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -416,7 +414,7 @@ conn_connect(struct tc_store__conn *c)
     if (ac == NULL) {
         abort(); /* hiredis only returns NULL when out of memory */
     }
-    if (ac->err != 0 || redisLibuvAttach(ac, s->loop) != REDIS_OK) {
+    if (ac->err != 0 || tc_store__attach(ac, s->loop) != 0) {
         tc_warn("store", "redis connect failed", TC_S("conn", c->name), TC_S("error", ac->errstr),
                 TC_U("retry_ms", c->backoff_ms));
         tc_metrics_inc(TC_M_REDIS_ERRORS);
@@ -429,9 +427,8 @@ conn_connect(struct tc_store__conn *c)
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     c->ac = ac;
     /* hiredis buffers these until the socket connects; each has its timer,
-     * which also bounds a connect that hangs. It also covers a refused
-     * connect: hiredis' libuv adapter ignores uv_poll errors, so hiredis may
-     * never see the failure and only the timer ends the attempt. */
+     * which also bounds a connect that hangs (a refused one fails at once:
+     * adapter.c passes the poll error on). */
     conn_setup(c);
 }
 

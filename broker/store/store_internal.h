@@ -275,6 +275,10 @@ struct tc_store__req *tc_store__cmd_req(struct tc_store *s, int script, tc_store
 void tc_store__submit_strs(struct tc_store *s, struct tc_store__req *req, int argc,
                            const char **argv);
 
+/* Puts ac's socket on loop (adapter.c). @returns 0, TC_ESTATE when ac is
+ * already attached, or TC_EIO when libuv refused the descriptor. */
+int tc_store__attach(redisAsyncContext *ac, uv_loop_t *loop);
+
 /* Drops c's live context (a failure the caller detected in a reply): every
  * pending request fails, and the connection is retried with backoff. */
 void tc_store__conn_drop(struct tc_store__conn *c, const char *reason);

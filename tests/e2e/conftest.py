@@ -7,7 +7,8 @@
 # A per-test SIGALRM bound (TOCSIN_E2E_TIMEOUT, default 150 s, or the
 # `timeout` marker) makes sure no test hangs.
 # `receivers` makes scripted webhook receivers (webhook_receiver.py) and
-# closes them at teardown.
+# closes them at teardown; `proxies` makes TCP fault proxies (faultproxy.py)
+# and closes them.
 
 import os
 import shutil
@@ -18,6 +19,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+from faultproxy import FaultProxy  # noqa: E402
 from helpers import DevKafka, RedisServer, Tocsind  # noqa: E402
 from webhook_receiver import Receiver  # noqa: E402
 
@@ -137,3 +139,19 @@ def receivers():
     yield make
     for r in made:
         r.close()
+
+
+@pytest.fixture
+def proxies():
+    """make(target_port) → a faultproxy.FaultProxy on 127.0.0.1 forwarding
+    to it; every one made is closed at teardown."""
+    made = []
+
+    def make(target_port):
+        p = FaultProxy(target_port)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.close()

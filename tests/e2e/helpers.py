@@ -294,6 +294,19 @@ def event(incident_id, version, status="investigating", impact="minor", componen
     return ev
 
 
+def stream(n_incidents, n_versions, **kw):
+    """Versions 1..n_versions of n_incidents new incidents, version by
+    version (so incidents interleave); kw goes to event()."""
+    ids = [uid("inc") for _ in range(n_incidents)]
+    return [event(iid, v, **kw) for v in range(1, n_versions + 1) for iid in ids]
+
+
+def pairs(items):
+    """Sorted (incident_id, version) of incident states or events: equal for
+    two lists when each holds the same states, each once."""
+    return sorted((i["incident_id"], i["version"]) for i in items)
+
+
 # ------------------------------------------------------------------- tocsind
 
 

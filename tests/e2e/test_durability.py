@@ -12,21 +12,12 @@ import signal
 import pytest
 
 from clients import Ws, check_seq_run, in_thread, query, run
-from helpers import event, uid, wait_until
-
-
-def _stream(n_incidents, n_versions, **kw):
-    ids = [uid("inc") for _ in range(n_incidents)]
-    return [event(iid, v, **kw) for v in range(1, n_versions + 1) for iid in ids]
-
-
-def _pairs(items):
-    return sorted((i["incident_id"], i["version"]) for i in items)
+from helpers import pairs, stream, wait_until
 
 
 @pytest.mark.timeout(240)
 def test_kill9_mid_stream_loses_nothing(tocsind, kafka):
-    evs = _stream(10, 20)  # 200 events
+    evs = stream(10, 20)  # 200 events
     n = len(evs)
 
     async def body():
@@ -51,7 +42,7 @@ def test_kill9_mid_stream_loses_nothing(tocsind, kafka):
     snap, first, rest = run(body(), timeout=220)
     ups = first + rest
     check_seq_run(ups, snap["seq"])
-    assert _pairs(u["incident"] for u in ups) == _pairs(evs)
+    assert pairs(u["incident"] for u in ups) == pairs(evs)
     # Redelivered events are duplicates: they may be counted, never accepted twice.
     assert tocsind.metric('tocsin_events_total{result="accepted"}') <= n
 
@@ -59,7 +50,7 @@ def test_kill9_mid_stream_loses_nothing(tocsind, kafka):
 @pytest.mark.timeout(120)
 def test_redis_frozen_5s_pauses_ingest_and_loses_nothing(tocsind_factory, own_redis, kafka):
     t = tocsind_factory(redis=own_redis, env={"TOCSIN_REDIS_TIMEOUT": "1s"})
-    before, during = _stream(2, 2), _stream(1, 5)
+    before, during = stream(2, 2), stream(1, 5)
 
     async def body():
         ws = await Ws.connect(t.ws_url)
@@ -83,7 +74,7 @@ def test_redis_frozen_5s_pauses_ingest_and_loses_nothing(tocsind_factory, own_re
 
     snap, ups = run(body(), timeout=100)
     check_seq_run(ups, snap["seq"])
-    assert _pairs(u["incident"] for u in ups) == _pairs(before + during)
+    assert pairs(u["incident"] for u in ups) == pairs(before + during)
     m = t.metrics()
     assert m.get("tocsin_redis_timeouts_total", 0) >= 1 or m.get("tocsin_ingest_pauses_total", 0) >= 1, m
     # A script that timed out may still have run once Redis woke up; its
@@ -97,7 +88,7 @@ def test_redis_frozen_5s_pauses_ingest_and_loses_nothing(tocsind_factory, own_re
 @pytest.mark.timeout(120)
 def test_redis_restart_from_aof_resumes(tocsind_factory, own_redis, kafka):
     t = tocsind_factory(redis=own_redis, env={"TOCSIN_REDIS_TIMEOUT": "1s"})
-    before, during = _stream(1, 3), _stream(2, 2)
+    before, during = stream(1, 3), stream(2, 2)
 
     async def body():
         ws = await Ws.connect(t.ws_url)
@@ -120,4 +111,4 @@ def test_redis_restart_from_aof_resumes(tocsind_factory, own_redis, kafka):
     snap, ups, epoch_after = run(body(), timeout=100)
     check_seq_run(ups, snap["seq"])
     assert epoch_after == snap["epoch"], "the AOF kept the history: same epoch"
-    assert _pairs(u["incident"] for u in ups) == _pairs(before + during)
+    assert pairs(u["incident"] for u in ups) == pairs(before + during)

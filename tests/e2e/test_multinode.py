@@ -14,7 +14,7 @@ import time
 import pytest
 
 from clients import Ws, check_seq_run, in_thread, query, run
-from helpers import event, uid, wait_until
+from helpers import pairs, stream, uid, wait_until
 from webhook_receiver import AUTH, TOKEN, create
 
 
@@ -24,15 +24,6 @@ def cluster(factory, n=3, **env):
               "TOCSIN_WEBHOOK_RETRY_SCHEDULE": "1s,1s,1s"}
     shared.update(env)
     return [factory(env=shared) for _ in range(n)]
-
-
-def _stream(n_incidents, n_versions, **kw):
-    ids = [uid("inc") for _ in range(n_incidents)]
-    return [event(iid, v, **kw) for v in range(1, n_versions + 1) for iid in ids]
-
-
-def _pairs(items):
-    return sorted((i["incident_id"], i["version"]) for i in items)
 
 
 def _partitions_spread(nodes):
@@ -47,8 +38,8 @@ def _partitions_spread(nodes):
 def test_every_client_on_every_node_gets_every_update_once_in_order(tocsind_factory, kafka):
     nodes = cluster(tocsind_factory)
     wait_until(lambda: _partitions_spread(nodes), 30, what="the group spread over the 3 nodes")
-    evs = _stream(6, 10, components=["playback"])  # 60 events
-    other = _stream(2, 3, components=["search"])
+    evs = stream(6, 10, components=["playback"])  # 60 events
+    other = stream(2, 3, components=["search"])
 
     async def body():
         clients = [await Ws.connect(t.ws_url, query(components="playback")) for t in nodes]
@@ -66,7 +57,7 @@ def test_every_client_on_every_node_gets_every_update_once_in_order(tocsind_fact
     for snap, ups in zip(snaps, got):
         seqs = [u["seq"] for u in ups]
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), "in order, once"
-        assert _pairs(u["incident"] for u in ups) == _pairs(evs), "every playback update"
+        assert pairs(u["incident"] for u in ups) == pairs(evs), "every playback update"
     # Every node delivered the same seqs: the order is global, not per node.
     assert len({tuple(u["seq"] for u in ups) for ups in got}) == 1
     accepted = sum(t.metric('tocsin_events_total{result="accepted"}') for t in nodes)
@@ -78,7 +69,7 @@ def test_each_webhook_is_sent_once_overall(tocsind_factory, kafka, receivers):
     nodes = cluster(tocsind_factory)
     r = receivers(script=[500, 500, 500])  # some retries, taken by any node
     create(nodes[0], r.url)
-    evs = _stream(5, 6)  # 30 events
+    evs = stream(5, 6)  # 30 events
     kafka.produce_all(evs, 0.002)
     wait_until(lambda: len({h["webhook-id"] for h, _ in r.got}) == len(evs), 60,
                what="every update delivered")
@@ -107,7 +98,7 @@ def test_kill9_of_a_node_moves_partitions_and_clients_lose_nothing(tocsind_facto
     wait_until(lambda: _partitions_spread(nodes), 30, what="the group spread over the 3 nodes")
     r = receivers()
     create(nodes[0], r.url)
-    evs = _stream(8, 15)  # 120 events
+    evs = stream(8, 15)  # 120 events
     victim, survivors = nodes[1], [nodes[0], nodes[2]]
 
     async def body():
@@ -131,7 +122,7 @@ def test_kill9_of_a_node_moves_partitions_and_clients_lose_nothing(tocsind_facto
     snap, first, rest = run(body(), timeout=220)
     ups = first + rest
     check_seq_run(ups, snap["seq"])
-    assert _pairs(u["incident"] for u in ups) == _pairs(evs)
+    assert pairs(u["incident"] for u in ups) == pairs(evs)
     # Webhooks: every update once per endpoint, the dead node's leased jobs
     # sent again by a survivor after the lease (at-least-once: a job the
     # victim had sent before dying may come twice, with the same id).
