@@ -174,6 +174,10 @@ void tc_http__per_ip_counts(struct tc_http__per_ip *t, const struct tc_http__add
                             int64_t *open, int64_t *pending);
 /* Addresses with a connection open: the table's entries. */
 size_t tc_http__per_ip_addresses(const struct tc_http__per_ip *t);
+/* LWS_CALLBACK_FILTER_NETWORK_CONNECTION (@returns 1 to refuse),
+ * SERVER_NEW_CLIENT_INSTANTIATED and WSI_DESTROY, for the table in the
+ * context's user (struct tc_server). @returns 0 or 1. */
+int tc_http__per_ip_callback(struct lws *wsi, enum lws_callback_reasons reason, void *in);
 
 /* sse.c */
 void tc_http__sse_start(struct tc_http__conn *c);

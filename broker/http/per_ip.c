@@ -3,10 +3,14 @@
  * Per-address connection counts for http.max_pending_per_ip and
  * http.max_connections_per_ip: a hash table keyed by the client's IP
  * address bytes, one entry per address with an open connection, removed at
- * zero, so it never holds more entries than there are connections. No lws
- * here: server.c asks and reports from its callbacks. @loop main.
+ * zero, so it never holds more entries than there are connections; and
+ * the lws callbacks that refuse, count and release connections with it
+ * (server.c's protocol callback hands them over). The table itself does no
+ * I/O, for the unit tests. @loop main.
  */
 #include "http/http_internal.h"
+#include "log/log.h"
+#include "metrics/metrics.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -262,4 +266,56 @@ size_t
 tc_http__per_ip_addresses(const struct tc_http__per_ip *t)
 {
     return t->nentries;
+}
+
+/* The table at the three points lws 4.1.6 gives, all on protocols[0]:
+ * FILTER_NETWORK_CONNECTION has the accepted socket in `in` (no wsi of its
+ * own yet: wsi is the listener, user NULL) and refuses;
+ * SERVER_NEW_CLIENT_INSTANTIATED counts the new wsi; WSI_DESTROY, the last
+ * word on every wsi whatever its protocol by then (user is that protocol's
+ * data: not ours), releases it. Counting at instantiation rather than at
+ * the filter keeps the books balanced: a socket lws drops in between never
+ * gets a wsi to destroy. The share rides on the wsi's opaque user data,
+ * and releasing needs nothing else (the server may be gone). */
+int
+tc_http__per_ip_callback(struct lws *wsi, enum lws_callback_reasons reason, void *in)
+{
+    if (reason == LWS_CALLBACK_WSI_DESTROY) {
+        struct tc_http__per_ip_conn *share = lws_get_opaque_user_data(wsi);
+        if (share != NULL) {
+            tc_http__per_ip_close(share);
+            lws_set_opaque_user_data(wsi, NULL);
+            tc_metrics_gauge_add(TC_G_HTTP_CONNECTIONS, -1);
+        }
+        return 0;
+    }
+    struct tc_server *srv = lws_context_user(lws_get_context(wsi));
+    int fd = reason == LWS_CALLBACK_FILTER_NETWORK_CONNECTION ? (int)(intptr_t)in
+                                                              : (int)lws_get_socket_fd(wsi);
+    struct tc_http__addr addr;
+    if (srv == NULL || srv->per_ip == NULL || tc_http__addr_of_fd(fd, &addr) != TC_OK) {
+        return 0;
+    }
+    if (reason == LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED) {
+        lws_set_opaque_user_data(wsi, tc_http__per_ip_open(srv->per_ip, &addr));
+        tc_metrics_gauge_add(TC_G_HTTP_CONNECTIONS, 1);
+        return 0;
+    }
+    uint64_t report;
+    enum tc_http__per_ip_verdict v =
+        tc_http__per_ip_admit(srv->per_ip, &addr, tc_now_ms(), &report);
+    if (v == TC_PER_IP_ADMIT) {
+        return 0;
+    }
+    tc_metrics_inc(TC_M_HTTP_REFUSED_PER_IP);
+    if (report > 0) {
+        char text[INET6_ADDRSTRLEN];
+        tc_http__addr_text(&addr, text, sizeof(text));
+        tc_warn("http",
+                v == TC_PER_IP_OVER_PENDING
+                    ? "over http.max_pending_per_ip: connections closed"
+                    : "over http.max_connections_per_ip: connections closed",
+                TC_S("addr", text), TC_U("refused", report));
+    }
+    return 1; /* lws closes the socket */
 }

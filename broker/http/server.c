@@ -9,7 +9,6 @@
 #include "log/log.h"
 #include "metrics/metrics.h"
 
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -379,58 +378,6 @@ on_confirm_upgrade(struct lws *wsi, struct tc_server *srv)
     return 0;
 }
 
-/* The per-IP limits (per_ip.c) at the three points lws 4.1.6 gives, all
- * on protocols[0]: FILTER_NETWORK_CONNECTION has the accepted socket in
- * `in` (no wsi of its own yet: wsi is the listener, user NULL) and refuses;
- * SERVER_NEW_CLIENT_INSTANTIATED counts the new wsi; WSI_DESTROY, the last
- * word on every wsi whatever its protocol by then (user is that protocol's
- * data: not ours), releases it. Counting at instantiation rather than at
- * the filter keeps the books balanced: a socket lws drops in between never
- * gets a wsi to destroy. The share rides on the wsi's opaque user data,
- * and releasing needs nothing else (the server may be gone). */
-static int
-per_ip_callback(struct lws *wsi, enum lws_callback_reasons reason, void *in)
-{
-    if (reason == LWS_CALLBACK_WSI_DESTROY) {
-        struct tc_http__per_ip_conn *share = lws_get_opaque_user_data(wsi);
-        if (share != NULL) {
-            tc_http__per_ip_close(share);
-            lws_set_opaque_user_data(wsi, NULL);
-            tc_metrics_gauge_add(TC_G_HTTP_CONNECTIONS, -1);
-        }
-        return 0;
-    }
-    struct tc_server *srv = lws_context_user(lws_get_context(wsi));
-    int fd = reason == LWS_CALLBACK_FILTER_NETWORK_CONNECTION ? (int)(intptr_t)in
-                                                              : (int)lws_get_socket_fd(wsi);
-    struct tc_http__addr addr;
-    if (srv == NULL || srv->per_ip == NULL || tc_http__addr_of_fd(fd, &addr) != TC_OK) {
-        return 0;
-    }
-    if (reason == LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED) {
-        lws_set_opaque_user_data(wsi, tc_http__per_ip_open(srv->per_ip, &addr));
-        tc_metrics_gauge_add(TC_G_HTTP_CONNECTIONS, 1);
-        return 0;
-    }
-    uint64_t report;
-    enum tc_http__per_ip_verdict v =
-        tc_http__per_ip_admit(srv->per_ip, &addr, tc_now_ms(), &report);
-    if (v == TC_PER_IP_ADMIT) {
-        return 0;
-    }
-    tc_metrics_inc(TC_M_HTTP_REFUSED_PER_IP);
-    if (report > 0) {
-        char text[INET6_ADDRSTRLEN];
-        tc_http__addr_text(&addr, text, sizeof(text));
-        tc_warn("http",
-                v == TC_PER_IP_OVER_PENDING
-                    ? "over http.max_pending_per_ip: connections closed"
-                    : "over http.max_connections_per_ip: connections closed",
-                TC_S("addr", text), TC_U("refused", report));
-    }
-    return 1; /* lws closes the socket */
-}
-
 /* lws re-arms its own body timeout (timeout_secs) at every piece, so a
  * body trickled a byte at a time would never meet it: the whole body gets
  * http.body_timeout from its head (an lws per-wsi timer, cancelled with the
@@ -456,7 +403,7 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
     if (reason == LWS_CALLBACK_FILTER_NETWORK_CONNECTION ||
         reason == LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED ||
         reason == LWS_CALLBACK_WSI_DESTROY) {
-        return per_ip_callback(wsi, reason, in);
+        return tc_http__per_ip_callback(wsi, reason, in);
     }
     struct tc_http__conn *c = user;
     struct tc_server *srv = (struct tc_server *)lws_get_protocol(wsi)->user;
