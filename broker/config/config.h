@@ -24,11 +24,14 @@ struct tc_retry_schedule {
 
 struct tc_config {
     /* http */
-    char *http_listen;     /* "host:port" */
-    char *http_host;       /* derived from http_listen */
-    int http_port;         /* derived from http_listen */
-    int64_t http_max_body; /* bytes; larger request bodies get 413 */
-    char *http_static_dir; /* "" = the built-in status page only */
+    char *http_listen;                   /* "host:port" */
+    char *http_host;                     /* derived from http_listen */
+    int http_port;                       /* derived from http_listen */
+    int64_t http_max_body;               /* bytes; larger request bodies get 413 */
+    uint64_t http_body_timeout_ms;       /* a body still incomplete then: 408, close */
+    int64_t http_max_pending_per_ip;     /* per address, before a whole head; 0 = none */
+    int64_t http_max_connections_per_ip; /* per address, sessions included; 0 = none */
+    char *http_static_dir;               /* "" = the built-in status page only */
     /* kafka */
     char *kafka_brokers; /* empty: run the embedded mock cluster */
     char *kafka_topic;

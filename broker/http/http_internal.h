@@ -63,6 +63,7 @@ struct tc_server {
         bool open;      /* a public route: no token */
     } admin_routes[48]; /* the bound: more is a programming error (TC_EAGAIN) */
     size_t nadmin_routes;
+    struct tc_http__per_ip *per_ip; /* open connections per client address */
     bool shutting_down;
 };
 
@@ -132,6 +133,51 @@ void tc_http__static_etag(const unsigned char *data, size_t len, char *buf, size
 bool tc_http__static_etag_match(const char *if_none_match, const char *etag);
 /* Answers GET / and GET /static/<name>. */
 void tc_http__static_route(struct tc_http__conn *c, const char *path);
+
+/* per_ip.c: connections per client address (http.max_pending_per_ip,
+ * http.max_connections_per_ip). A connection is "pending" from accept until
+ * its first request head is whole. */
+struct tc_http__per_ip;
+struct tc_http__per_ip_conn;
+struct tc_http__addr {
+    uint8_t b[16]; /* IPv6; IPv4 in its mapped form ::ffff:a.b.c.d */
+};
+enum tc_http__per_ip_verdict {
+    TC_PER_IP_ADMIT,
+    TC_PER_IP_OVER_PENDING, /* http.max_pending_per_ip */
+    TC_PER_IP_OVER_OPEN,    /* http.max_connections_per_ip */
+};
+/* The peer address of a connected socket. @returns 0, TC_EIO, or TC_EINVAL
+ * for a socket that is not IPv4 or IPv6. */
+int tc_http__addr_of_fd(int fd, struct tc_http__addr *addr);
+/* The address as text (buf of INET6_ADDRSTRLEN bytes). */
+void tc_http__addr_text(const struct tc_http__addr *addr, char *buf, size_t len);
+/* Limits of 0 are no limit. @returns new. */
+struct tc_http__per_ip *tc_http__per_ip_new(int64_t max_pending, int64_t max_open);
+/* Frees the table now, or when its last connection closes. */
+void tc_http__per_ip_free(struct tc_http__per_ip *t);
+/* May one more connection from addr be accepted? Counts nothing. A refusal
+ * sets *log_refused to the refusals to report now (with this one), at most
+ * once a second per address; 0 = say nothing. */
+enum tc_http__per_ip_verdict tc_http__per_ip_admit(struct tc_http__per_ip *t,
+                                                   const struct tc_http__addr *addr,
+                                                   uint64_t now_ms, uint64_t *log_refused);
+/* Counts an accepted connection, pending. @returns new, released by
+ * tc_http__per_ip_close. */
+struct tc_http__per_ip_conn *tc_http__per_ip_open(struct tc_http__per_ip *t,
+                                                  const struct tc_http__addr *addr);
+/* Its request head is whole: no longer pending (again: no-op). NULL: no-op. */
+void tc_http__per_ip_established(struct tc_http__per_ip_conn *c);
+/* The connection closed. @takes c (NULL: no-op). */
+void tc_http__per_ip_close(struct tc_http__per_ip_conn *c);
+void tc_http__per_ip_counts(struct tc_http__per_ip *t, const struct tc_http__addr *addr,
+                            int64_t *open, int64_t *pending);
+/* Addresses with a connection open: the table's entries. */
+size_t tc_http__per_ip_addresses(const struct tc_http__per_ip *t);
+/* LWS_CALLBACK_FILTER_NETWORK_CONNECTION (@returns 1 to refuse),
+ * SERVER_NEW_CLIENT_INSTANTIATED and WSI_DESTROY, for the table in the
+ * context's user (struct tc_server). @returns 0 or 1. */
+int tc_http__per_ip_callback(struct lws *wsi, enum lws_callback_reasons reason, void *in);
 
 /* sse.c */
 void tc_http__sse_start(struct tc_http__conn *c);

@@ -378,20 +378,53 @@ on_confirm_upgrade(struct lws *wsi, struct tc_server *srv)
     return 0;
 }
 
+/* lws re-arms its own body timeout (timeout_secs) at every piece, so a
+ * body trickled a byte at a time would never meet it: the whole body gets
+ * http.body_timeout from its head (an lws per-wsi timer, cancelled with the
+ * wsi), then 408 and a close. */
+static int
+body_timed_out(struct tc_http__conn *c)
+{
+    if (c == NULL || !c->reading_body) {
+        return 0;
+    }
+    tc_info("http", "request body too slow: 408", TC_S("path", c->path),
+            TC_U("received", c->req_len), TC_U("length", c->req_expect));
+    tc_http__admin_fini(c);
+    c->close_after = true;
+    tc_http__respond_error(c, 408, "request_timeout",
+                           "the body did not arrive within http.body_timeout");
+    return 0;
+}
+
 static int
 http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
+    if (reason == LWS_CALLBACK_FILTER_NETWORK_CONNECTION ||
+        reason == LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED ||
+        reason == LWS_CALLBACK_WSI_DESTROY) {
+        return tc_http__per_ip_callback(wsi, reason, in);
+    }
     struct tc_http__conn *c = user;
     struct tc_server *srv = (struct tc_server *)lws_get_protocol(wsi)->user;
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        tc_http__per_ip_established(lws_get_opaque_user_data(wsi));
         return on_confirm_upgrade(wsi, srv);
-    case LWS_CALLBACK_HTTP:
+    case LWS_CALLBACK_HTTP: {
+        tc_http__per_ip_established(lws_get_opaque_user_data(wsi));
         c->srv = srv;
         if (body_completed == wsi) {
             body_completed = NULL; /* a new request: count afresh */
         }
-        return on_http(c, wsi);
+        int rc = on_http(c, wsi);
+        if (c->reading_body) {
+            lws_set_timer_usecs(wsi, (lws_usec_t)srv->cfg->http_body_timeout_ms * 1000);
+        }
+        return rc;
+    }
+    case LWS_CALLBACK_TIMER:
+        return body_timed_out(c);
     case LWS_CALLBACK_HTTP_BODY:
         /* Only admin routes read bodies; for others the answer is chosen. */
         return c->reading_body ? tc_http__admin_body(c, in, len) : 0;
@@ -405,6 +438,7 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
             return -1;
         }
         if (c->reading_body) {
+            lws_set_timer_usecs(wsi, LWS_SET_TIMER_USEC_CANCEL);
             tc_http__admin_complete(c);
         }
         return 0;
@@ -496,13 +530,15 @@ tc_server_new(uv_loop_t *loop, const struct tc_config *cfg, const struct lws_pro
     info.port = cfg->http_port;
     info.iface = strcmp(cfg->http_host, "0.0.0.0") == 0 ? NULL : cfg->http_host;
     info.protocols = srv->protocols;
+    info.user = srv; /* for the callbacks of sockets and wsis not yet bound to a protocol */
     info.retry_and_idle_policy = &srv->retry;
     /* The bounds a slow or idle client meets (tests/e2e/test_hostile_http.py
      * holds them): a connection has timeout_secs_ah_idle to send its whole
      * request head (the 1-byte-a-second slowloris is dropped then: lws does
      * not re-arm it per byte), an idle keep-alive connection is closed after
      * keepalive_timeout, and timeout_secs bounds each wait for the next
-     * piece of a request body (re-armed per piece). */
+     * piece of a request body (re-armed per piece; the whole body has
+     * http.body_timeout, see body_timed_out). */
     info.timeout_secs_ah_idle = 10;
     info.keepalive_timeout = 5;
     info.timeout_secs = 30;
@@ -523,6 +559,8 @@ tc_server_new(uv_loop_t *loop, const struct tc_config *cfg, const struct lws_pro
         return NULL;
     }
     srv->vhost = lws_get_vhost_by_name(srv->ctx, "tocsin");
+    srv->per_ip =
+        tc_http__per_ip_new(cfg->http_max_pending_per_ip, cfg->http_max_connections_per_ip);
     uv_timer_init(loop, &srv->sse_heartbeat);
     srv->sse_heartbeat.data = srv;
     uint64_t every = cfg->ws_heartbeat_ms / 4;
@@ -566,6 +604,8 @@ tc_server_free(struct tc_server *srv)
         return;
     }
     lws_context_destroy(srv->ctx);
+    tc_http__per_ip_free(srv->per_ip);
+    srv->per_ip = NULL;
     for (size_t i = 0; i < srv->nadmin_routes; i++) {
         free(srv->admin_routes[i].pattern);
     }

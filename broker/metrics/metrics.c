@@ -45,6 +45,7 @@ static const struct desc counter_desc[TC_M_COUNTER_COUNT] = {
     [TC_M_HTTP_REQUESTS] = {"tocsin_http_requests_total", "", "HTTP requests"},
     [TC_M_HTTP_ERRORS] = {"tocsin_http_errors_total", "", "HTTP requests answered with 4xx or 5xx"},
     [TC_M_ORIGIN_REFUSED] = {"tocsin_origin_refused_total", "", "Sessions refused for their Origin"},
+    [TC_M_HTTP_REFUSED_PER_IP] = {"tocsin_http_refused_total", "reason=\"per_ip\"", "Connections closed at accept, by reason (per_ip: the client address is over http.max_pending_per_ip or http.max_connections_per_ip)"},
     [TC_M_WEBHOOK_ATTEMPTS] = {"tocsin_webhook_attempts_total", "", "Webhook delivery attempts"},
     [TC_M_WEBHOOK_DELIVERED] = {"tocsin_webhook_deliveries_total", "", "Webhook messages delivered (2xx)"},
     [TC_M_WEBHOOK_FAILED_HTTP] = {"tocsin_webhook_failures_total", "reason=\"http\"", "Failed webhook attempts, by reason"},
@@ -64,6 +65,7 @@ static const struct desc counter_desc[TC_M_COUNTER_COUNT] = {
 static const struct desc gauge_desc[TC_G_GAUGE_COUNT] = {
     [TC_G_WS_SESSIONS] = {"tocsin_sessions", "channel=\"ws\"", "Open sessions, by channel"},
     [TC_G_SSE_SESSIONS] = {"tocsin_sessions", "channel=\"sse\"", NULL},
+    [TC_G_HTTP_CONNECTIONS] = {"tocsin_http_connections", "", "Client connections open on the HTTP listener (requests, WebSocket and SSE sessions)"},
     [TC_G_INGEST_INFLIGHT] = {"tocsin_ingest_inflight", "", "Events taken from Kafka and not yet stored"},
     [TC_G_INGEST_PAUSED] = {"tocsin_ingest_paused", "", "1 while ingest is paused"},
     [TC_G_REDIS_CONNECTED] = {"tocsin_redis_connected", "", "1 while Redis is connected"},

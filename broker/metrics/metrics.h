@@ -36,6 +36,7 @@ enum tc_counter {
     TC_M_HTTP_REQUESTS,
     TC_M_HTTP_ERRORS,
     TC_M_ORIGIN_REFUSED,
+    TC_M_HTTP_REFUSED_PER_IP, /* closed at accept: the address is over a per-IP limit */
     TC_M_WEBHOOK_ATTEMPTS,
     TC_M_WEBHOOK_DELIVERED,
     TC_M_WEBHOOK_FAILED_HTTP,    /* an answer other than 2xx */
@@ -56,6 +57,7 @@ enum tc_counter {
 enum tc_gauge {
     TC_G_WS_SESSIONS,
     TC_G_SSE_SESSIONS,
+    TC_G_HTTP_CONNECTIONS, /* accepted client connections open, sessions included */
     TC_G_INGEST_INFLIGHT,
     TC_G_INGEST_PAUSED,
     TC_G_REDIS_CONNECTED,

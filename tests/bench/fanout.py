@@ -110,6 +110,10 @@ class Bench:
             "TOCSIN_KAFKA_BROKERS": self.kafka.bootstrap,
             "TOCSIN_REDIS_URL": self.redis.url,
             "TOCSIN_LOG_LEVEL": "warn",
+            # Thousands of sessions from each of 8 loopback addresses, opened
+            # in bursts: no per-IP cap may refuse the load generator.
+            "TOCSIN_HTTP_MAX_PENDING_PER_IP": "0",
+            "TOCSIN_HTTP_MAX_CONNECTIONS_PER_IP": "0",
         })
         self.tocsind_log = os.path.join(self.tmp, "tocsind.log")
         with open(self.tocsind_log, "wb") as logf:
