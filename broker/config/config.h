@@ -29,6 +29,8 @@ struct tc_config {
     int http_port;         /* derived from http_listen */
     int64_t http_max_body; /* bytes; larger request bodies get 413 */
     char *http_static_dir; /* "" = the built-in status page only */
+    char *http_tls_cert;   /* PEM paths, both or neither; "" = plain HTTP */
+    char *http_tls_key;
     /* kafka */
     char *kafka_brokers; /* empty: run the embedded mock cluster */
     char *kafka_topic;
@@ -44,6 +46,7 @@ struct tc_config {
     uint64_t redis_timeout_ms;
     /* admin and public */
     char *admin_token;
+    char *auth_client_secret; /* "" = public routes need no client token */
     char *public_url;
     /* ws, sse */
     char **ws_allowed_origins; /* NULL-terminated; empty: any origin */

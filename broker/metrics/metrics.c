@@ -45,6 +45,7 @@ static const struct desc counter_desc[TC_M_COUNTER_COUNT] = {
     [TC_M_HTTP_REQUESTS] = {"tocsin_http_requests_total", "", "HTTP requests"},
     [TC_M_HTTP_ERRORS] = {"tocsin_http_errors_total", "", "HTTP requests answered with 4xx or 5xx"},
     [TC_M_ORIGIN_REFUSED] = {"tocsin_origin_refused_total", "", "Sessions refused for their Origin"},
+    [TC_M_CLIENT_TOKENS_REFUSED] = {"tocsin_client_tokens_refused_total", "", "Requests refused for their client token"},
     [TC_M_WEBHOOK_ATTEMPTS] = {"tocsin_webhook_attempts_total", "", "Webhook delivery attempts"},
     [TC_M_WEBHOOK_DELIVERED] = {"tocsin_webhook_deliveries_total", "", "Webhook messages delivered (2xx)"},
     [TC_M_WEBHOOK_FAILED_HTTP] = {"tocsin_webhook_failures_total", "reason=\"http\"", "Failed webhook attempts, by reason"},
