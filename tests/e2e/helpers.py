@@ -294,6 +294,33 @@ def event(incident_id, version, status="investigating", impact="minor", componen
     return ev
 
 
+def client_token(secret, components=None, ttl=600, alg="HS256", header=None, key=None, **claims):
+    """A client token (HS256 JWT, broker/http/client_token.h) for
+    auth.client_secret = secret: exp = now + ttl, components if given, other
+    claims as given (None drops one). alg names the header's alg and, for
+    HS256/HS512, the HMAC; "none" leaves the signature empty. key signs
+    instead of secret (a wrong signature)."""
+    import base64
+    import hashlib
+    import hmac
+
+    def b64(raw):
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    body = {"iat": int(time.time()), "exp": int(time.time()) + ttl}
+    if components is not None:
+        body["components"] = list(components)
+    body.update(claims)
+    body = {k: v for k, v in body.items() if v is not None}
+    head = header if header is not None else {"alg": alg, "typ": "JWT"}
+    signed = b64(json.dumps(head).encode()) + "." + b64(json.dumps(body).encode())
+    if alg == "none":
+        return signed + "."
+    digest = {"HS256": hashlib.sha256, "HS512": hashlib.sha512}[alg]
+    mac = hmac.new((key or secret).encode(), signed.encode(), digest).digest()
+    return signed + "." + b64(mac)
+
+
 # ------------------------------------------------------------------- tocsind
 
 
