@@ -395,7 +395,11 @@ static int
 http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
     struct tc_http__conn *c = user;
-    struct tc_server *srv = (struct tc_server *)lws_get_protocol(wsi)->user;
+    const struct lws_protocols *proto = lws_get_protocol(wsi);
+    if (proto == NULL) {
+        return 0; /* with TLS, lws calls the vhost's TLS setup reasons on a bare wsi */
+    }
+    struct tc_server *srv = (struct tc_server *)proto->user;
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return on_confirm_upgrade(wsi, srv);

@@ -89,8 +89,9 @@ void tc_admin_reply_error(struct tc_admin_req *req, int status, const char *code
 void tc_admin_reply_typed(struct tc_admin_req *req, int status, const char *content_type,
                           const char *body, size_t len);
 
-/* Room for a raw query string: a filter and a client token. */
-#define TC_HTTP_QUERY_MAX 4096
+/* Room for a raw query string: a filter and a client token (of up to
+ * about 40 components; a longer token goes in Authorization). Longer is 414. */
+#define TC_HTTP_QUERY_MAX 2048
 /* Copies the request's raw query string (its fragments joined by '&') into
  * qs. @returns 0, or TC_ETOOBIG when it does not fit: callers answer 414
  * rather than act on part of a filter. */

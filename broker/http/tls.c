@@ -8,7 +8,9 @@
  */
 #include "http/server.h"
 
+#include <openssl/bio.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 
 /* Sets err from OpenSSL's last error about what. @returns TC_EINVAL. */
@@ -34,14 +36,20 @@ tc_server_tls_check(const struct tc_config *cfg, struct tc_error *err)
     if (ctx == NULL) {
         return tc_error_set(err, TC_EIO, "OpenSSL could not make a TLS context");
     }
+    /* The key is read on its own first: using it checks it against the
+     * certificate, and the two failures deserve two different words. */
+    BIO *bio = BIO_new_file(cfg->http_tls_key, "r");
+    EVP_PKEY *pkey = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
     if (SSL_CTX_use_certificate_chain_file(ctx, cfg->http_tls_cert) != 1) {
         rc = ssl_error(err, "http.tls_cert", cfg->http_tls_cert, "not a PEM certificate");
-    } else if (SSL_CTX_use_PrivateKey_file(ctx, cfg->http_tls_key, SSL_FILETYPE_PEM) != 1) {
+    } else if (pkey == NULL) {
         rc = ssl_error(err, "http.tls_key", cfg->http_tls_key, "not a PEM private key");
-    } else if (SSL_CTX_check_private_key(ctx) != 1) {
+    } else if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
         rc = ssl_error(err, "http.tls_key", cfg->http_tls_key,
                        "does not match the certificate of http.tls_cert");
     }
+    EVP_PKEY_free(pkey);
+    BIO_free(bio);
     SSL_CTX_free(ctx);
     return rc;
 }
