@@ -26,14 +26,20 @@ refuse(struct tc_client_auth *v, int status, const char *code, const char *messa
     return TC_EINVAL;
 }
 
-/* Copies the token into buf (TC_CLIENT_TOKEN_MAX + 1 bytes): the bearer
- * header when sent (browsers can set none on WebSocket and EventSource, so
- * ?token= is the usual way), else the query's token. @returns its length,
- * TC_ENOENT (none), TC_ETOOBIG or TC_EINVAL (a header that is not Bearer). */
+/* Copies the token into buf (TC_CLIENT_TOKEN_MAX + 1 bytes): the query's
+ * (browsers can set no header on WebSocket and EventSource, so ?token= is
+ * the usual way), else the bearer header's. The query wins so that a tool
+ * sending the admin token in Authorization (tocsinctl) can still name a
+ * client token. @returns its length, TC_ENOENT (none), TC_ETOOBIG or
+ * TC_EINVAL (a bad escape, a header that is not Bearer). */
 static int
 find_token(struct lws *wsi, const char *qs, char *buf)
 {
     char auth[TC_CLIENT_TOKEN_MAX + 8];
+    int q = tc_query_get(qs, "token", buf, TC_CLIENT_TOKEN_MAX + 1);
+    if (q != TC_ENOENT) {
+        return q;
+    }
     int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
     if (n > 0) {
         if (n >= (int)sizeof(auth)) {
@@ -47,7 +53,7 @@ find_token(struct lws *wsi, const char *qs, char *buf)
         memcpy(buf, t, strlen(t) + 1);
         return (int)strlen(buf);
     }
-    return tc_query_get(qs, "token", buf, TC_CLIENT_TOKEN_MAX + 1);
+    return TC_ENOENT;
 }
 
 int
@@ -71,7 +77,7 @@ tc_client_token_request(struct lws *wsi, const struct tc_config *cfg, const char
         return refuse(v, 401, "invalid_token", "token is over 4096 bytes");
     }
     if (n < 0) {
-        return refuse(v, 401, "invalid_token", "the Authorization header is not Bearer");
+        return refuse(v, 401, "invalid_token", "the token is not Bearer, or badly escaped");
     }
     struct tc_error err;
     int rc = tc_client_token_verify((const unsigned char *)secret, strlen(secret), token,

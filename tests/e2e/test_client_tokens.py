@@ -10,13 +10,15 @@
 
 import asyncio
 import json
+import os
 import socket
+import subprocess
 import time
 
 import pytest
 
 from clients import Sse, Ws, in_thread, query, run
-from helpers import client_token, event, uid
+from helpers import binary, client_token, event, uid
 from rawws import upgrade_request
 
 SECRET = "e2e client-token secret, 32+ bytes long"
@@ -202,3 +204,40 @@ def test_session_whose_token_expired_is_closed_1008_at_its_next_subscribe(secure
         assert errs and errs[-1]["code"] == "token_expired", ws.messages
 
     run(body())
+
+
+def tocsinctl(*args, env):
+    full = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
+    full.update(env)
+    return subprocess.run([binary("tocsinctl"), *args], env=full, capture_output=True, text=True,
+                          timeout=30, stdin=subprocess.DEVNULL)
+
+
+def test_tocsinctl_mints_tokens_the_server_takes(secured, kafka):
+    r = tocsinctl("token", "--components", "playback", "--ttl", "10m",
+                  env={"TOCSIN_AUTH_CLIENT_SECRET": SECRET})
+    assert r.returncode == 0, r.stderr
+    tok = r.stdout.strip()
+    bearer = {"Authorization": f"Bearer {tok}"}
+    assert secured.get("/v1/incidents?components=playback", headers=bearer)[0] == 200
+    st, _, body = secured.get("/v1/incidents?components=search", headers=bearer)
+    assert (st, error_code(body)) == (403, "component_not_allowed")
+    # Signed with another secret, or without one: refused or not made.
+    r = tocsinctl("token", env={"TOCSIN_AUTH_CLIENT_SECRET": "x" * 40})
+    assert r.returncode == 0
+    st, _, body = secured.get("/v1/incidents", headers={"Authorization": "Bearer " + r.stdout.strip()})
+    assert (st, error_code(body)) == (401, "invalid_token")
+    assert tocsinctl("token", env={}).returncode == 2
+    assert tocsinctl("token", env={"TOCSIN_AUTH_CLIENT_SECRET": "short"}).returncode == 2
+    # tocsinctl's own reads send $TOCSIN_CLIENT_TOKEN (and still the admin
+    # token in Authorization: the query's token wins).
+    iid = uid("inc")
+    kafka.produce(event(iid, 1, components=["playback"]))
+    secured.wait_metric('tocsin_events_total{result="accepted"}', 1)
+    env = {"TOCSIN_URL": secured.url, "TOCSIN_ADMIN_TOKEN": "an admin token"}
+    assert tocsinctl("incidents", "--components", "playback", env=env).returncode == 1
+    env["TOCSIN_CLIENT_TOKEN"] = tok
+    r = tocsinctl("incidents", "--components", "playback", env=env)
+    assert r.returncode == 0 and iid in r.stdout, (r.stdout, r.stderr)
+    r = tocsinctl("show", iid, env=env)
+    assert r.returncode == 0 and iid in r.stdout, (r.stdout, r.stderr)
