@@ -28,20 +28,11 @@
 
 static const char header_hs256[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
 
-static void
-list_free(char **list, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(list[i]);
-    }
-    free(list);
-}
-
 void
 tc_client_token_fini(struct tc_client_token *t)
 {
     if (t != NULL) {
-        list_free(t->components, t->ncomponents);
+        tc_free_strings(t->components, t->ncomponents);
         memset(t, 0, sizeof(*t));
     }
 }

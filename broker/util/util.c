@@ -119,6 +119,15 @@ tc_xasprintf(const char *fmt, ...)
     return p;
 }
 
+void
+tc_free_strings(char **items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(items[i]);
+    }
+    free(items);
+}
+
 uint64_t
 tc_now_ms(void)
 {

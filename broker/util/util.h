@@ -46,6 +46,8 @@ void *tc_xrealloc(void *p, size_t n);
 char *tc_xstrdup(const char *s);
 char *tc_xstrndup(const char *s, size_t n);
 char *tc_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Frees items[0..n) and items (which may be NULL). */
+void tc_free_strings(char **items, size_t n);
 
 /* Milliseconds from a monotonic clock (for timeouts and latency). */
 uint64_t tc_now_ms(void);
