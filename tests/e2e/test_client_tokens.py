@@ -16,6 +16,7 @@ import subprocess
 import time
 
 import pytest
+import websockets
 
 from clients import Sse, Ws, in_thread, query, run
 from helpers import binary, client_token, event, uid
@@ -241,3 +242,24 @@ def test_tocsinctl_mints_tokens_the_server_takes(secured, kafka):
     assert r.returncode == 0 and iid in r.stdout, (r.stdout, r.stderr)
     r = tocsinctl("show", iid, env=env)
     assert r.returncode == 0 and iid in r.stdout, (r.stdout, r.stderr)
+
+
+def test_websocket_takes_the_bearer_header_too(secured):
+    tok = client_token(SECRET, components=["playback"])
+
+    async def body():
+        conn = await websockets.connect(f"{secured.ws_url}/v1/ws?components=playback",
+                                        subprotocols=["tocsin.v1"], compression=None,
+                                        extra_headers={"Authorization": f"Bearer {tok}"},
+                                        open_timeout=10, ping_interval=None, close_timeout=3)
+        ws = Ws(conn)
+        ws.welcome = await ws.expect("welcome")
+        await ws.expect("snapshot")
+        # The session keeps the header's claims for its subscribe messages.
+        await ws.send({"type": "subscribe", "id": "x", "filter": {"components": ["search"]}})
+        assert (await ws.expect("error"))["code"] == "component_not_allowed"
+        await ws.send({"type": "subscribe", "id": "y", "filter": {"components": ["playback"]}})
+        assert (await ws.expect("snapshot"))["sub"] == "y"
+        await ws.close()
+
+    run(body())
