@@ -263,3 +263,20 @@ def test_websocket_takes_the_bearer_header_too(secured):
         await ws.close()
 
     run(body())
+
+
+def test_without_the_secret_tokens_are_neither_needed_nor_read(tocsind):
+    assert tocsind.get("/v1/incidents")[0] == 200
+    # A token, even a bad one, is ignored: nothing is checked.
+    assert tocsind.get("/v1/incidents?token=garbage")[0] == 200
+    assert tocsind.get("/v1/history", headers={"Authorization": "Bearer garbage"})[0] == 200
+
+    async def body():
+        ws = await Ws.connect(tocsind.ws_url, query(token="garbage", components=["search"]))
+        await ws.expect("snapshot")
+        await ws.send({"type": "subscribe", "id": "all", "filter": {}})
+        assert (await ws.expect("snapshot"))["sub"] == "all"
+        await ws.close()
+
+    run(body())
+    assert tocsind.metric("tocsin_client_tokens_refused_total") == 0
