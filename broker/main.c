@@ -460,8 +460,10 @@ main(int argc, char **argv)
         return rc;
     }
     struct tc_error err = {""};
-    if (tc_config_load(&app.cfg, config_path, environ, &err) != TC_OK) {
+    if (tc_config_load(&app.cfg, config_path, environ, &err) != TC_OK ||
+        tc_server_tls_check(&app.cfg, &err) != TC_OK) {
         fprintf(stderr, "tocsind: configuration error: %s\n", err.text);
+        tc_config_fini(&app.cfg);
         return 2;
     }
     if (check_only) {

@@ -15,7 +15,7 @@ packages=(
     build-essential cmake pkg-config
     librdkafka-dev libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libhiredis-dev
     libjansson-dev libcurl4-openssl-dev libssl-dev libcmocka-dev
-    redis-server kcat curl
+    redis-server kcat curl openssl
     python3-pytest python3-websockets python3-redis python3-confluent-kafka
     python3-aiosmtpd python3-jsonschema python3-yaml python3-selenium
     chromium chromium-driver nodejs nginx-light libnginx-mod-nchan python3-pytest-xdist

@@ -26,6 +26,8 @@ static int check_log_level(struct tc_config *cfg, struct tc_error *err);
 static int check_origins(struct tc_config *cfg, struct tc_error *err);
 static int check_topics(struct tc_config *cfg, struct tc_error *err);
 static int check_static_dir(struct tc_config *cfg, struct tc_error *err);
+static int check_tls(struct tc_config *cfg, struct tc_error *err);
+static int check_client_secret(struct tc_config *cfg, struct tc_error *err);
 
 /* clang-format off */
 const struct tc_config_key tc_config_keys[] = {
@@ -41,6 +43,10 @@ const struct tc_config_key tc_config_keys[] = {
      "connections one client address may hold in all, WebSocket and SSE sessions included; more are closed at accept (0 = no limit)"},
     {"http.static_dir", "TOCSIN_HTTP_STATIC_DIR", TC_CFG_STRING, OFF(http_static_dir), "", 0, 1024, false, check_static_dir,
      "directory whose files replace the built-in status page's of the same name (empty = built-ins)"},
+    {"http.tls_cert", "TOCSIN_HTTP_TLS_CERT", TC_CFG_STRING, OFF(http_tls_cert), "", 0, 1024, false, check_tls,
+     "certificate chain (PEM file) of the listener; set with http.tls_key, it speaks TLS only (empty = plain HTTP)"},
+    {"http.tls_key", "TOCSIN_HTTP_TLS_KEY", TC_CFG_STRING, OFF(http_tls_key), "", 0, 1024, false, NULL,
+     "private key (PEM file) of http.tls_cert"},
     {"kafka.brokers", "TOCSIN_KAFKA_BROKERS", TC_CFG_STRING, OFF(kafka_brokers), "", 0, 4096, false, NULL,
      "bootstrap servers; empty runs an embedded single-node Kafka (librdkafka mock cluster)"},
     {"kafka.topic", "TOCSIN_KAFKA_TOPIC", TC_CFG_STRING, OFF(kafka_topic), "tocsin.incidents", 1, 249, false, check_topics,
@@ -59,6 +65,8 @@ const struct tc_config_key tc_config_keys[] = {
      "timeout of every Redis command"},
     {"admin.token", "TOCSIN_ADMIN_TOKEN", TC_CFG_STRING, OFF(admin_token), "", 0, 1024, true, NULL,
      "bearer token of the admin API (empty = admin API disabled)"},
+    {"auth.client_secret", "TOCSIN_AUTH_CLIENT_SECRET", TC_CFG_STRING, OFF(auth_client_secret), "", 0, 1024, true, check_client_secret,
+     "HS256 key (at least 32 bytes) of the client tokens WebSocket, SSE and incident reads then need (empty = open)"},
     {"public_url", "TOCSIN_PUBLIC_URL", TC_CFG_STRING, OFF(public_url), "http://localhost:8080", 8, 1024, false, check_public_url,
      "base URL of this service as users reach it (links in emails)"},
     {"ws.allowed_origins", "TOCSIN_WS_ALLOWED_ORIGINS", TC_CFG_STRING_LIST, OFF(ws_allowed_origins), "", 0, 64, false, check_origins,
@@ -659,6 +667,38 @@ check_static_dir(struct tc_config *cfg, struct tc_error *err)
     }
     if (!S_ISDIR(st.st_mode)) {
         return tc_error_set(err, TC_EINVAL, "http.static_dir: %s: not a directory", d);
+    }
+    return TC_OK;
+}
+
+/* Both or neither, and readable now: a typo fails the start (exit 2). That
+ * the key matches the certificate is checked by http/ (OpenSSL is its). */
+static int
+check_tls(struct tc_config *cfg, struct tc_error *err)
+{
+    const char *files[2] = {cfg->http_tls_cert, cfg->http_tls_key};
+    const char *keys[2] = {"http.tls_cert", "http.tls_key"};
+    if ((files[0][0] == '\0') != (files[1][0] == '\0')) {
+        return tc_error_set(err, TC_EINVAL, "http.tls_cert and http.tls_key: set both or neither");
+    }
+    for (int i = 0; i < 2 && files[0][0] != '\0'; i++) {
+        FILE *f = fopen(files[i], "rb");
+        if (f == NULL) {
+            return tc_error_set(err, TC_EINVAL, "%s: %s: %s", keys[i], files[i], strerror(errno));
+        }
+        fclose(f);
+    }
+    return TC_OK;
+}
+
+/* RFC 7518 §3.2: an HS256 key has at least as many bits as the hash. */
+static int
+check_client_secret(struct tc_config *cfg, struct tc_error *err)
+{
+    size_t n = strlen(cfg->auth_client_secret);
+    if (n > 0 && n < 32) {
+        return tc_error_set(err, TC_EINVAL,
+                            "auth.client_secret: %zu bytes, at least 32 are needed (or empty)", n);
     }
     return TC_OK;
 }

@@ -32,6 +32,8 @@ struct tc_config {
     int64_t http_max_pending_per_ip;     /* per address, before a whole head; 0 = none */
     int64_t http_max_connections_per_ip; /* per address, sessions included; 0 = none */
     char *http_static_dir;               /* "" = the built-in status page only */
+    char *http_tls_cert;                 /* PEM paths, both or neither; "" = plain HTTP */
+    char *http_tls_key;
     /* kafka */
     char *kafka_brokers; /* empty: run the embedded mock cluster */
     char *kafka_topic;
@@ -47,6 +49,7 @@ struct tc_config {
     uint64_t redis_timeout_ms;
     /* admin and public */
     char *admin_token;
+    char *auth_client_secret; /* "" = public routes need no client token */
     char *public_url;
     /* ws, sse */
     char **ws_allowed_origins; /* NULL-terminated; empty: any origin */

@@ -1,9 +1,8 @@
 /* tocsin — SPDX-License-Identifier: MIT
  *
  * Signed link tokens (see token.h): strict unpadded base64url, the payload
- * layout, HMAC-SHA256 through OpenSSL. Base64url is written here rather than
- * borrowed from webhook/sign.c, which is a peer and uses the padded standard
- * alphabet. Knows nothing of URLs, Redis or subscribers beyond their id.
+ * layout, HMAC-SHA256 through OpenSSL; base64url is util's (client tokens
+ * share it). Knows nothing of URLs, Redis or subscribers beyond their id.
  */
 #include "email/token.h"
 
@@ -24,74 +23,6 @@
 #define PAYLOAD_B64_MAX ((TC_EMAIL_TOKEN_PAYLOAD_MAX * 4 + 2) / 3)
 /* "unsubscribe" "\n" payload: the MAC input. */
 #define MAC_INPUT_MAX (11 + 1 + TC_EMAIL_TOKEN_PAYLOAD_MAX)
-
-static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* Writes the unpadded base64url of in[0..n) at out (which has room) and
- * returns the characters written (no NUL). */
-static size_t
-b64url_encode(const unsigned char *in, size_t n, char *out)
-{
-    size_t o = 0, i = 0;
-
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = b64url[v >> 18];
-        out[o++] = b64url[(v >> 12) & 63];
-        out[o++] = b64url[(v >> 6) & 63];
-        out[o++] = b64url[v & 63];
-    }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        out[o++] = b64url[v >> 18];
-        out[o++] = b64url[(v >> 12) & 63];
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-        out[o++] = b64url[v >> 18];
-        out[o++] = b64url[(v >> 12) & 63];
-        out[o++] = b64url[(v >> 6) & 63];
-    }
-    return o;
-}
-
-static int
-b64url_value(char c)
-{
-    const char *p = c != '\0' ? strchr(b64url, c) : NULL;
-    return p != NULL ? (int)(p - b64url) : -1;
-}
-
-/* Decodes unpadded base64url; refuses padding, other alphabets and
- * non-zero leftover bits, so every byte string has exactly one text.
- * out must hold n * 3 / 4 bytes. Returns the byte count or -1. */
-static long
-b64url_decode(const char *in, size_t n, unsigned char *out)
-{
-    uint32_t acc = 0;
-    unsigned bits = 0;
-    size_t o = 0;
-
-    if (n % 4 == 1) {
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        int v = b64url_value(in[i]);
-        if (v < 0) {
-            return -1;
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    if (acc != 0) {
-        return -1;
-    }
-    return (long)o;
-}
 
 const char *
 tc_email_token_purpose_name(enum tc_email_token_purpose purpose)
@@ -192,9 +123,9 @@ tc_email_token_make(const unsigned char *key, size_t keylen, enum tc_email_token
         tc_error_set(err, rc, "HMAC failed");
         goto out;
     }
-    size_t o = b64url_encode((const unsigned char *)payload, len, out);
+    size_t o = tc_b64url_encode((const unsigned char *)payload, len, out);
     out[o++] = '.';
-    o += b64url_encode(mac, MAC_LEN, out + o);
+    o += tc_b64url_encode(mac, MAC_LEN, out + o);
     out[o] = '\0';
 out:
     OPENSSL_cleanse(mac, sizeof(mac));
@@ -302,11 +233,11 @@ tc_email_token_verify(const unsigned char *key, size_t keylen, enum tc_email_tok
     dot = memchr(token, '.', n);
     b64len = dot != NULL ? (size_t)(dot - token) : 0;
     if (dot == NULL || n - b64len - 1 != MAC_B64_LEN || b64len > PAYLOAD_B64_MAX ||
-        b64url_decode(dot + 1, MAC_B64_LEN, mac) != MAC_LEN) {
+        tc_b64url_decode(dot + 1, MAC_B64_LEN, mac) != MAC_LEN) {
         tc_error_set(err, rc, "token is malformed");
         goto out;
     }
-    plen = b64url_decode(token, b64len, payload);
+    plen = tc_b64url_decode(token, b64len, payload);
     if (plen <= 0) {
         tc_error_set(err, rc, "token is malformed");
         goto out;

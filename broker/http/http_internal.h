@@ -6,6 +6,7 @@
 #ifndef TC_HTTP_INTERNAL_H
 #define TC_HTTP_INTERNAL_H
 
+#include "http/client_token.h"
 #include "http/server.h"
 #include "model/frame_queue.h"
 
@@ -27,6 +28,7 @@ struct tc_http__conn {
     bool close_after;
     bool cors;                        /* a public read route: answer with CORS headers */
     bool preflight;                   /* an OPTIONS preflight: answer with the allowed methods */
+    bool auth_challenge;              /* a 401 for the client token: add WWW-Authenticate */
     struct tc_http__pending *pending; /* an answer from Redis to wait for */
     struct tc_admin_req *admin_req;   /* an admin answer to wait for */
     /* An admin request: method, path and its body, read up to
@@ -86,6 +88,13 @@ unsigned char *tc_http__body_from(const char *text, size_t len);
  * error answer (414, 400) is already queued. @returns 0 or TC_EINVAL. */
 int tc_http__request_filter(struct tc_http__conn *c, char *qs, size_t len,
                             struct tc_filter *filter);
+
+/* client_auth.c: judges the client token of a public read route (see
+ * tc_client_token_request); qs may be NULL (then it is read here). On
+ * refusal the 401/403 answer is queued. @returns true when allowed, with
+ * *tok filled (the caller finis it). */
+bool tc_http__client_token(struct tc_http__conn *c, const char *qs, const struct tc_filter *filter,
+                           struct tc_client_token *tok);
 
 /* admin.c: bearer-token routes (the admin API). */
 bool tc_http__is_admin_route(const struct tc_server *srv, int method, const char *path);

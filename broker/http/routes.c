@@ -84,8 +84,9 @@ route_metrics(struct tc_http__conn *c)
 static void
 route_incidents(struct tc_http__conn *c)
 {
-    char qs[2048];
+    char qs[TC_HTTP_QUERY_MAX];
     struct tc_filter filter;
+    struct tc_client_token tok;
     if (!tc_hub_loaded(c->srv->deps.hub)) {
         /* An empty list now would read as "no incidents" to a banner. */
         tc_http__respond_error(c, 503, "starting", "tocsind is loading its history, try again");
@@ -94,6 +95,11 @@ route_incidents(struct tc_http__conn *c)
     if (tc_http__request_filter(c, qs, sizeof(qs), &filter) != TC_OK) {
         return;
     }
+    if (!tc_http__client_token(c, qs, &filter, &tok)) {
+        tc_filter_fini(&filter);
+        return;
+    }
+    tc_client_token_fini(&tok);
     set_etag(c);
     if (!not_modified(c)) {
         size_t len;
@@ -104,17 +110,62 @@ route_incidents(struct tc_http__conn *c)
     tc_filter_fini(&filter);
 }
 
+/* GET /v1/incidents/{id} waiting for Redis, with the token's components. */
+struct incident_req {
+    struct tc_http__pending pending; /* first: c->pending points here */
+    struct tc_client_token tok;
+};
+
+/* True when a token limited to some components may read this incident: one
+ * of the components it ever had (its state's or an update's) is the
+ * token's, as a filter of the token's components would match it. */
+static bool
+incident_allowed(const struct tc_client_token *tok, const char *json, size_t len)
+{
+    if (tok->components == NULL) {
+        return true;
+    }
+    json_t *doc = json_loadb(json, len, 0, NULL), *u, *comp;
+    json_t *states = json_array();
+    bool ok = false;
+    size_t i, j;
+    json_array_append(states, json_object_get(doc, "incident"));
+    json_array_foreach(json_object_get(doc, "updates"), i, u)
+    {
+        json_array_append(states, json_object_get(u, "incident"));
+    }
+    json_array_foreach(states, i, u)
+    {
+        json_array_foreach(json_object_get(u, "components"), j, comp)
+        {
+            for (size_t k = 0; k < tok->ncomponents && !ok; k++) {
+                ok = json_is_string(comp) &&
+                     strcmp(json_string_value(comp), tok->components[k]) == 0;
+            }
+        }
+    }
+    json_decref(states);
+    json_decref(doc);
+    return ok;
+}
+
 static void
 on_incident(void *arg, int status, const char *json, size_t len)
 {
-    struct tc_http__pending *p = arg;
-    struct tc_http__conn *c = p->conn;
-    free(p);
+    struct incident_req *r = arg;
+    struct tc_http__conn *c = r->pending.conn;
+    bool allowed = status != TC_OK || incident_allowed(&r->tok, json, len);
+    tc_client_token_fini(&r->tok);
+    free(r);
     if (c == NULL) {
         return; /* the client left */
     }
     c->pending = NULL;
-    if (status == TC_OK) {
+    if (!allowed) {
+        c->etag[0] = '\0';
+        tc_http__respond_error(c, 403, "component_not_allowed",
+                               "the incident's components are not among the token's");
+    } else if (status == TC_OK) {
         respond_json(c, 200, json, len);
     } else if (status == TC_ENOENT) {
         c->etag[0] = '\0';
@@ -135,15 +186,21 @@ route_incident(struct tc_http__conn *c, const char *id)
         tc_http__respond_error(c, 404, "not_found", "not a valid incident id");
         return;
     }
-    set_etag(c);
-    if (not_modified(c)) {
+    struct incident_req *r = tc_xcalloc(1, sizeof(*r));
+    if (!tc_http__client_token(c, NULL, NULL, &r->tok)) {
+        free(r);
         return;
     }
-    struct tc_http__pending *p = tc_xcalloc(1, sizeof(*p));
-    p->conn = c;
-    c->pending = p;
+    set_etag(c);
+    if (not_modified(c)) {
+        tc_client_token_fini(&r->tok);
+        free(r);
+        return;
+    }
+    r->pending.conn = c;
+    c->pending = &r->pending;
     c->kind = CONN_PENDING;
-    tc_store_get_incident(c->srv->deps.store, id, on_incident, p);
+    tc_store_get_incident(c->srv->deps.store, id, on_incident, r);
 }
 
 /* GET /v1/history waiting for Redis: the filter applies to the answer. */
@@ -195,12 +252,19 @@ on_ended(void *arg, int status, const char *json, size_t len)
 static void
 route_history(struct tc_http__conn *c)
 {
-    char qs[2048], lim[16];
+    char qs[TC_HTTP_QUERY_MAX], lim[16];
+    struct tc_client_token tok;
     struct history_req *h = tc_xcalloc(1, sizeof(*h));
     if (tc_http__request_filter(c, qs, sizeof(qs), &h->filter) != TC_OK) {
         free(h);
         return;
     }
+    if (!tc_http__client_token(c, qs, &h->filter, &tok)) {
+        tc_filter_fini(&h->filter);
+        free(h);
+        return;
+    }
+    tc_client_token_fini(&tok);
     h->limit = 20;
     if (tc_query_get(qs, "limit", lim, sizeof(lim)) >= 0) {
         char *end = NULL;

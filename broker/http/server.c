@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The WWW-Authenticate of a 401 for the client token (RFC 6750 §3). */
+#define TOKEN_CHALLENGE "Bearer realm=\"tocsin\""
+
 bool
 tc_server_origin_allowed(const struct tc_config *cfg, const char *origin)
 {
@@ -138,10 +141,10 @@ tc_http__cors_headers(struct tc_http__conn *c, unsigned char **p, unsigned char 
         add_header(c, "access-control-expose-headers:", "ETag", p, end)) {
         return -1;
     }
-    if (c->preflight &&
-        (add_header(c, "access-control-allow-methods:", "GET", p, end) ||
-         add_header(c, "access-control-allow-headers:", "If-None-Match, Last-Event-ID", p, end) ||
-         add_header(c, "access-control-max-age:", "600", p, end))) {
+    if (c->preflight && (add_header(c, "access-control-allow-methods:", "GET", p, end) ||
+                         add_header(c, "access-control-allow-headers:",
+                                    "If-None-Match, Last-Event-ID, Authorization", p, end) ||
+                         add_header(c, "access-control-max-age:", "600", p, end))) {
         return -1;
     }
     return 0;
@@ -177,7 +180,8 @@ write_response(struct tc_http__conn *c)
                           (int)strlen(c->etag), &p, end)) {
         return -1;
     }
-    if (tc_http__cors_headers(c, &p, end) != 0) {
+    if (tc_http__cors_headers(c, &p, end) != 0 ||
+        (c->auth_challenge && add_header(c, "www-authenticate:", TOKEN_CHALLENGE, &p, end))) {
         return -1;
     }
     if (lws_finalize_write_http_header(c->wsi, start, &p, end)) {
@@ -191,6 +195,7 @@ write_response(struct tc_http__conn *c)
     c->body = NULL;
     c->kind = CONN_IDLE;
     c->etag[0] = '\0';
+    c->auth_challenge = false;
     if (c->close_after) {
         return -1;
     }
@@ -375,6 +380,14 @@ on_confirm_upgrade(struct lws *wsi, struct tc_server *srv)
                                "use the WebSocket subprotocol tocsin.v1");
         return 1;
     }
+    struct tc_client_auth v;
+    if (tc_client_token_upgrade(wsi, srv->cfg, &v) != TC_OK) {
+        char *json = tc_client_auth_json(&v);
+        answer_now(wsi, (unsigned)v.status, v.status == 401 ? "www-authenticate:" : NULL,
+                   TOKEN_CHALLENGE, json);
+        free(json);
+        return 1;
+    }
     return 0;
 }
 
@@ -406,7 +419,11 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
         return tc_http__per_ip_callback(wsi, reason, in);
     }
     struct tc_http__conn *c = user;
-    struct tc_server *srv = (struct tc_server *)lws_get_protocol(wsi)->user;
+    const struct lws_protocols *proto = lws_get_protocol(wsi);
+    if (proto == NULL) {
+        return 0; /* with TLS, lws calls the vhost's TLS setup reasons on a bare wsi */
+    }
+    struct tc_server *srv = (struct tc_server *)proto->user;
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         tc_http__per_ip_established(lws_get_opaque_user_data(wsi));
@@ -551,6 +568,12 @@ tc_server_new(uv_loop_t *loop, const struct tc_config *cfg, const struct lws_pro
     info.fd_limit_per_thread = 0;
     info.vhost_name = "tocsin";
     info.server_string = "tocsin";
+    if (cfg->http_tls_cert[0] != '\0') {
+        /* TLS only: a plain request on this port fails its handshake. */
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = cfg->http_tls_cert;
+        info.ssl_private_key_filepath = cfg->http_tls_key;
+    }
     srv->ctx = lws_create_context(&info);
     if (srv->ctx == NULL) {
         tc_error_set(err, TC_EIO, "cannot start the HTTP server on %s (is the port in use?)",

@@ -31,6 +31,9 @@ struct tc_server_deps {
 struct tc_server *tc_server_new(uv_loop_t *loop, const struct tc_config *cfg,
                                 const struct lws_protocols *ws_protocol,
                                 const struct tc_server_deps *deps, struct tc_error *err);
+/* Loads http.tls_cert and http.tls_key as the listener will, when set: PEM
+ * files, the key the certificate's. @returns 0 or TC_EINVAL with err set. */
+int tc_server_tls_check(const struct tc_config *cfg, struct tc_error *err);
 /* The port actually bound (for http.listen with port 0). */
 int tc_server_port(const struct tc_server *srv);
 /* Closes SSE streams; WebSocket sessions are closed by tc_ws_shutdown. */
@@ -86,6 +89,9 @@ void tc_admin_reply_error(struct tc_admin_req *req, int status, const char *code
 void tc_admin_reply_typed(struct tc_admin_req *req, int status, const char *content_type,
                           const char *body, size_t len);
 
+/* Room for a raw query string: a filter and a client token (of up to
+ * about 40 components; a longer token goes in Authorization). Longer is 414. */
+#define TC_HTTP_QUERY_MAX 2048
 /* Copies the request's raw query string (its fragments joined by '&') into
  * qs. @returns 0, or TC_ETOOBIG when it does not fit: callers answer 414
  * rather than act on part of a filter. */

@@ -68,8 +68,9 @@ void
 tc_http__sse_start(struct tc_http__conn *c)
 {
     struct tc_server *srv = c->srv;
-    char origin[256] = "", qs[2048], epoch[TC_EPOCH_MAX] = "";
+    char origin[256] = "", qs[TC_HTTP_QUERY_MAX], epoch[TC_EPOCH_MAX] = "";
     struct tc_filter filter;
+    struct tc_client_token tok;
     lws_hdr_copy(c->wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN);
     if (!tc_server_origin_allowed(srv->cfg, origin)) {
         tc_metrics_inc(TC_M_ORIGIN_REFUSED);
@@ -87,6 +88,12 @@ tc_http__sse_start(struct tc_http__conn *c)
     if (tc_http__request_filter(c, qs, sizeof(qs), &filter) != TC_OK) {
         return;
     }
+    /* A stream is judged once, here: its filter cannot change later. */
+    if (!tc_http__client_token(c, qs, &filter, &tok)) {
+        tc_filter_fini(&filter);
+        return;
+    }
+    tc_client_token_fini(&tok);
     uint64_t since = 0;
     bool has_since = resume_point(c, qs, epoch, sizeof(epoch), &since);
     c->kind = CONN_SSE;

@@ -46,6 +46,7 @@ static const struct desc counter_desc[TC_M_COUNTER_COUNT] = {
     [TC_M_HTTP_ERRORS] = {"tocsin_http_errors_total", "", "HTTP requests answered with 4xx or 5xx"},
     [TC_M_ORIGIN_REFUSED] = {"tocsin_origin_refused_total", "", "Sessions refused for their Origin"},
     [TC_M_HTTP_REFUSED_PER_IP] = {"tocsin_http_refused_total", "reason=\"per_ip\"", "Connections closed at accept, by reason (per_ip: the client address is over http.max_pending_per_ip or http.max_connections_per_ip)"},
+    [TC_M_CLIENT_TOKENS_REFUSED] = {"tocsin_client_tokens_refused_total", "", "Requests refused for their client token"},
     [TC_M_WEBHOOK_ATTEMPTS] = {"tocsin_webhook_attempts_total", "", "Webhook delivery attempts"},
     [TC_M_WEBHOOK_DELIVERED] = {"tocsin_webhook_deliveries_total", "", "Webhook messages delivered (2xx)"},
     [TC_M_WEBHOOK_FAILED_HTTP] = {"tocsin_webhook_failures_total", "reason=\"http\"", "Failed webhook attempts, by reason"},

@@ -16,23 +16,14 @@
  * value is refused whole (TC_EINVAL, "too long") before anything is split. */
 #define QUERY_LIST_MAX (TC_FILTER_MAX_ITEMS * 65 - 1)
 
-static void
-free_list(char **items, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(items[i]);
-    }
-    free(items);
-}
-
 void
 tc_filter_fini(struct tc_filter *f)
 {
     if (f == NULL) {
         return;
     }
-    free_list(f->components, f->ncomponents);
-    free_list(f->regions, f->nregions);
+    tc_free_strings(f->components, f->ncomponents);
+    tc_free_strings(f->regions, f->nregions);
     memset(f, 0, sizeof(*f));
 }
 

@@ -1,6 +1,6 @@
 /* tocsin — SPDX-License-Identifier: MIT
  *
- * Allocation, errors, time, durations and randomness (see util.h).
+ * Allocation, errors, time, durations, randomness and base64url (see util.h).
  */
 #include "util/util.h"
 
@@ -119,6 +119,15 @@ tc_xasprintf(const char *fmt, ...)
     return p;
 }
 
+void
+tc_free_strings(char **items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(items[i]);
+    }
+    free(items);
+}
+
 uint64_t
 tc_now_ms(void)
 {
@@ -211,4 +220,67 @@ tc_str_equal_ct(const char *a, const char *b)
         diff |= (unsigned char)(ca ^ cb);
     }
     return diff == 0;
+}
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+size_t
+tc_b64url_encode(const unsigned char *in, size_t n, char *out)
+{
+    size_t o = 0, i = 0;
+
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = b64url[v >> 18];
+        out[o++] = b64url[(v >> 12) & 63];
+        out[o++] = b64url[(v >> 6) & 63];
+        out[o++] = b64url[v & 63];
+    }
+    if (n - i == 1) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        out[o++] = b64url[v >> 18];
+        out[o++] = b64url[(v >> 12) & 63];
+    } else if (n - i == 2) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+        out[o++] = b64url[v >> 18];
+        out[o++] = b64url[(v >> 12) & 63];
+        out[o++] = b64url[(v >> 6) & 63];
+    }
+    return o;
+}
+
+static int
+b64url_value(char c)
+{
+    const char *p = c != '\0' ? strchr(b64url, c) : NULL;
+    return p != NULL ? (int)(p - b64url) : -1;
+}
+
+long
+tc_b64url_decode(const char *in, size_t n, unsigned char *out)
+{
+    uint32_t acc = 0;
+    unsigned bits = 0;
+    size_t o = 0;
+
+    if (n % 4 == 1) {
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int v = b64url_value(in[i]);
+        if (v < 0) {
+            return -1;
+        }
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (unsigned char)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    if (acc != 0) {
+        return -1;
+    }
+    return (long)o;
 }

@@ -1,7 +1,8 @@
 /* tocsin — SPDX-License-Identifier: MIT
  *
  * Small shared pieces every layer may use: allocation that aborts on out of
- * memory, error codes and the fixed-size error detail, monotonic and wall time.
+ * memory, error codes and the fixed-size error detail, monotonic and wall time,
+ * base64url.
  * No I/O, no loops, no library but libc.
  */
 #ifndef TC_UTIL_H
@@ -45,6 +46,8 @@ void *tc_xrealloc(void *p, size_t n);
 char *tc_xstrdup(const char *s);
 char *tc_xstrndup(const char *s, size_t n);
 char *tc_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Frees items[0..n) and items (which may be NULL). */
+void tc_free_strings(char **items, size_t n);
 
 /* Milliseconds from a monotonic clock (for timeouts and latency). */
 uint64_t tc_now_ms(void);
@@ -63,5 +66,17 @@ int tc_random_bytes(void *buf, size_t n);
 
 /* Constant-time comparison of two strings (for tokens). */
 bool tc_str_equal_ct(const char *a, const char *b);
+
+/* Unpadded base64url (RFC 4648 §5), the alphabet of tokens that go into URLs
+ * as they are (email links, client tokens). TC_B64URL_LEN(n) is the text
+ * length of n bytes. */
+#define TC_B64URL_LEN(n) (((n)*4 + 2) / 3)
+/* Writes the text of in[0..n) at out (TC_B64URL_LEN(n) bytes, no NUL).
+ * @returns the characters written. */
+size_t tc_b64url_encode(const unsigned char *in, size_t n, char *out);
+/* Decodes in[0..n); refuses padding, other alphabets and non-zero leftover
+ * bits, so every byte string has exactly one text. out must hold n * 3 / 4
+ * bytes. @returns the byte count or -1. */
+long tc_b64url_decode(const char *in, size_t n, unsigned char *out);
 
 #endif

@@ -7,6 +7,7 @@
  * @loop main. Does not create the lws context (http/ does).
  */
 #include "ws/ws.h"
+#include "http/client_token.h"
 #include "http/server.h"
 #include "log/log.h"
 #include "metrics/metrics.h"
@@ -14,6 +15,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 _Static_assert(LWS_PRE <= TC_FRAME_HEADROOM, "frames need room for the WebSocket header");
 
@@ -43,6 +45,9 @@ struct session {
     char *rx;
     size_t rx_len;
     uint64_t last_send_ms;
+    /* The client token's claims (auth.client_secret set), judged at the
+     * handshake and again at every subscribe message. */
+    struct tc_client_token token;
 };
 
 struct tc_ws {
@@ -180,7 +185,7 @@ subscribe(struct session *s, const char *id, struct tc_filter *filter, bool has_
 static void
 on_established(struct session *s)
 {
-    char qs[2048];
+    char qs[TC_HTTP_QUERY_MAX];
     if (!tc_hub_loaded(s->ws->hub)) {
         /* A snapshot now would be empty and without an epoch: a client would
          * clear its banner. 1013: reconnect in a moment. */
@@ -216,8 +221,43 @@ on_established(struct session *s)
         }
     }
     bool has_epoch = tc_query_get(qs, "epoch", epoch, sizeof(epoch)) > 0;
+    /* The handshake's check passed (server.c); this keeps the claims for
+     * later subscribes, and catches a token that expired in between. */
+    struct tc_client_auth v;
+    if (tc_client_token_request(s->wsi, s->ws->cfg, qs, &filter, &s->token, &v) != TC_OK) {
+        tc_filter_fini(&filter);
+        send_error(s, v.code, v.err.text, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+        return;
+    }
     subscribe(s, "default", &filter, has_since, since, has_epoch ? epoch : NULL);
     tc_filter_fini(&filter);
+}
+
+/* A subscribe message is judged by the session's token: while it lasts
+ * (with the leeway of its check), and for the components it names. A
+ * session whose token expired is closed with 1008 (it reconnects with a new
+ * token); its open subscriptions were allowed and run until then.
+ * @returns true when allowed. */
+static bool
+token_allows(struct session *s, const struct tc_filter *filter)
+{
+    if (s->ws->cfg->auth_client_secret[0] == '\0') {
+        return true;
+    }
+    if ((int64_t)time(NULL) > s->token.exp + TC_CLIENT_TOKEN_LEEWAY_S) {
+        tc_metrics_inc(TC_M_CLIENT_TOKENS_REFUSED);
+        tc_metrics_inc(TC_M_WS_CLOSED_POLICY);
+        send_error(s, "token_expired", "the client token expired: reconnect with a new one",
+                   LWS_CLOSE_STATUS_POLICY_VIOLATION);
+        return false;
+    }
+    if (!tc_client_token_allows(&s->token, filter)) {
+        tc_metrics_inc(TC_M_CLIENT_TOKENS_REFUSED);
+        send_error(s, "component_not_allowed",
+                   "the filter's components must be among the token's (name them)", 0);
+        return false;
+    }
+    return true;
 }
 
 static void
@@ -230,7 +270,9 @@ handle_message(struct session *s, const char *buf, size_t len)
         send_error(s, "bad_message", err.text, 0);
         return;
     }
-    if (m.type == TC_WS_MSG_SUBSCRIBE) {
+    if (m.type == TC_WS_MSG_SUBSCRIBE && !token_allows(s, &m.filter)) {
+        /* Refused, the session goes on (or, for an expired token, closes). */
+    } else if (m.type == TC_WS_MSG_SUBSCRIBE) {
         subscribe(s, m.id, &m.filter, m.has_since, m.since, m.epoch[0] ? m.epoch : NULL);
     } else {
         struct tc_hub_sub **sub = find_sub(s, m.id);
@@ -373,6 +415,7 @@ on_closed(struct session *s)
     free(s->subs);
     drop_queue(s);
     free(s->rx);
+    tc_client_token_fini(&s->token);
     s->prev->next = s->next;
     s->next->prev = s->prev;
     s->ws->nsessions--;

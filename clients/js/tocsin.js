@@ -456,7 +456,15 @@ export class TocsinClient extends EventTarget {
     #url(path, withResume) {
         const u = new URL(this.#base.href);
         u.pathname = this.#basePath + path;
-        const q = [this.#query, withResume ? resumeQuery(this.#set.cursor) : '']
+        // A client token (tocsind's auth.client_secret) goes in the query:
+        // browsers set no header on WebSocket or EventSource. A function is
+        // asked on every connect, so a refreshed token is used on reconnect.
+        const tok = typeof this.#o.token === 'function' ? this.#o.token() : this.#o.token;
+        const q = [
+            this.#query,
+            withResume ? resumeQuery(this.#set.cursor) : '',
+            tok ? 'token=' + encodeURIComponent(tok) : '',
+        ]
             .filter(Boolean)
             .join('&');
         u.search = q ? '?' + q : '';

@@ -74,6 +74,12 @@ static const struct flag flags[] = {
     {"since", NULL, STR, OFF(since), "SEQ", "resume after this seq (with --epoch)"},
     {"epoch", NULL, STR, OFF(epoch), "EPOCH", "the epoch --since belongs to"},
     {"snapshot", NULL, BOOL, OFF(snapshot), NULL, "also print the active incidents on connect"},
+    {"components", "token", STR, OFF(components), "LIST",
+     "the only components the token may subscribe to (comma-separated; none: any)"},
+    {"ttl", NULL, STR, OFF(ttl), "DURATION",
+     "how long the token is valid, e.g. 15m, 1h (default 1h)"},
+    {"secret-file", NULL, STR, OFF(secret_file), "PATH",
+     "read auth.client_secret from PATH (default $TOCSIN_AUTH_CLIENT_SECRET)"},
 };
 
 /* True when the space-separated list holds the word name[@variant]. */

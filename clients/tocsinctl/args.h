@@ -57,6 +57,9 @@ struct tc_ctl_opts {
     const char *since;
     const char *epoch;
     bool snapshot;
+    /* token */
+    const char *ttl;
+    const char *secret_file;
     /* positional words after the command (and subcommand) */
     const char *args[TC_CTL_ARGS_MAX];
     int nargs;

@@ -2,7 +2,8 @@
  *
  * `tocsinctl incidents` (the active incidents, GET /v1/incidents with the
  * filter flags) and `tocsinctl show ID` (one incident's state and timeline,
- * GET /v1/incidents/{id}). Read-only public routes: no token needed.
+ * GET /v1/incidents/{id}). Read-only public routes: no admin token; a
+ * client token from $TOCSIN_CLIENT_TOKEN when tocsind requires one.
  */
 #include "ctl.h"
 #include "flags.h"
@@ -160,7 +161,11 @@ tc_ctl_cmd_show(struct tc_ctl *ctl)
     if (rc != TC_CTL_OK) {
         return rc;
     }
-    char *path = tc_xasprintf("/v1/incidents/%s", id); /* the checked id needs no escaping */
+    const char *token = getenv("TOCSIN_CLIENT_TOKEN");
+    char *e = token != NULL && token[0] != '\0' ? tc_ctl_http_escape(token) : NULL;
+    /* The checked id needs no escaping. */
+    char *path = tc_xasprintf("/v1/incidents/%s%s%s", id, e ? "?token=" : "", e ? e : "");
+    free(e);
     if ((rc = tc_ctl_http_call(ctl, "GET", path, NULL, &r)) == TC_CTL_OK) {
         if (!json_is_object(json_object_get(r.body, "incident"))) {
             rc = tc_ctl_fail(ctl, TC_CTL_UNREACHABLE, "the answer has no \"incident\" object");

@@ -47,6 +47,7 @@ int tc_ctl_cmd_resolve(struct tc_ctl *ctl);
 int tc_ctl_cmd_incidents(struct tc_ctl *ctl);
 int tc_ctl_cmd_show(struct tc_ctl *ctl);
 int tc_ctl_cmd_tail(struct tc_ctl *ctl);
+int tc_ctl_cmd_token(struct tc_ctl *ctl);
 /* These two dispatch on ctl->sub. */
 int tc_ctl_cmd_webhooks(struct tc_ctl *ctl);
 int tc_ctl_cmd_subscribers(struct tc_ctl *ctl);

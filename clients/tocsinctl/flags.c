@@ -187,6 +187,14 @@ tc_ctl_flags_filter_query(const struct tc_ctl *ctl, char **out)
         }
     }
     json_decref(f);
+    /* A tocsind with auth.client_secret wants a client token on the
+     * public routes (tocsinctl token makes one). */
+    const char *token = getenv("TOCSIN_CLIENT_TOKEN");
+    if (token != NULL && token[0] != '\0') {
+        json_t *t = json_string(token);
+        add_query(&qs, "token", t);
+        json_decref(t);
+    }
     *out = qs;
     return TC_CTL_OK;
 }

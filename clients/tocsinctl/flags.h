@@ -41,8 +41,8 @@ int tc_ctl_flags_impact(const struct tc_ctl *ctl, const char *flag, const char *
 int tc_ctl_flags_filter(const struct tc_ctl *ctl, json_t **out);
 
 /* The same filter as a query string "components=a,b&min_impact=minor"
- * ("" when none is given). @returns TC_CTL_OK with *out new (free it), or
- * TC_CTL_USAGE (printed). */
+ * ("" when none is given), and token=$TOCSIN_CLIENT_TOKEN when that is set. @returns TC_CTL_OK with
+ * *out new (free it), or TC_CTL_USAGE (printed). */
 int tc_ctl_flags_filter_query(const struct tc_ctl *ctl, char **out);
 
 #endif

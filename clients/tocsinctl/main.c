@@ -79,6 +79,13 @@ static const struct command commands[] = {
      "--since/--epoch resume from a point a previous tail --json printed.\n"
      "Status notes go to stderr; Ctrl-C ends it with exit 0.\n",
      tc_ctl_cmd_tail},
+    {NULL, "token", "", 0, "components@token ttl secret-file",
+     "mint a client token (when tocsind has auth.client_secret)",
+     "Prints an HS256 client token (a JWT) signed with auth.client_secret, read from\n"
+     "--secret-file or $TOCSIN_AUTH_CLIENT_SECRET. Nothing is sent: the token is made\n"
+     "here. Apps pass it as ?token= (WebSocket, SSE) or Authorization: Bearer.\n"
+     "  TOCSIN_AUTH_CLIENT_SECRET=... tocsinctl token --components playback --ttl 1h\n",
+     tc_ctl_cmd_token},
     {"webhooks", "list", "", 0, "", "list webhook endpoints", NULL, tc_ctl_cmd_webhooks},
     {"webhooks", "add", "URL", 1,
      "filter-components filter-regions filter-min-impact " FILTER_FLAGS " description",

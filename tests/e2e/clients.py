@@ -56,9 +56,10 @@ class Ws:
 
     @classmethod
     async def connect(cls, base_url, qs="", origin=None, timeout=10, expect_welcome=True,
-                      subprotocols=(SUBPROTOCOL,)):
+                      subprotocols=(SUBPROTOCOL,), ssl=None):
         url = f"{base_url}/v1/ws" + (f"?{qs}" if qs else "")
         conn = await websockets.connect(url, subprotocols=list(subprotocols) or None, origin=origin,
+                                        ssl=ssl,
                                         compression=None, open_timeout=timeout, ping_interval=None,
                                         close_timeout=3, max_size=16 << 20, max_queue=None)
         ws = cls(conn)
@@ -203,9 +204,13 @@ def check_seq_run(updates, start_after):
 class Sse:
     """A Server-Sent Events stream over http.client, read line by line."""
 
-    def __init__(self, base_url, qs="", last_event_id=None, origin=None, timeout=10):
+    def __init__(self, base_url, qs="", last_event_id=None, origin=None, timeout=10, context=None):
         u = urllib.parse.urlparse(base_url)
-        self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+        if u.scheme == "https":
+            self.conn = http.client.HTTPSConnection(u.hostname, u.port, timeout=timeout,
+                                                    context=context)
+        else:
+            self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
         headers = {"Accept": "text/event-stream"}
         if last_event_id is not None:
             headers["Last-Event-ID"] = last_event_id

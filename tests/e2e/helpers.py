@@ -307,25 +307,53 @@ def pairs(items):
     return sorted((i["incident_id"], i["version"]) for i in items)
 
 
+def client_token(secret, components=None, ttl=600, alg="HS256", header=None, key=None, **claims):
+    """A client token (HS256 JWT, broker/http/client_token.h) for
+    auth.client_secret = secret: exp = now + ttl, components if given, other
+    claims as given (None drops one). alg names the header's alg and, for
+    HS256/HS512, the HMAC; "none" leaves the signature empty. key signs
+    instead of secret (a wrong signature)."""
+    import base64
+    import hashlib
+    import hmac
+
+    def b64(raw):
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    body = {"iat": int(time.time()), "exp": int(time.time()) + ttl}
+    if components is not None:
+        body["components"] = list(components)
+    body.update(claims)
+    body = {k: v for k, v in body.items() if v is not None}
+    head = header if header is not None else {"alg": alg, "typ": "JWT"}
+    signed = b64(json.dumps(head).encode()) + "." + b64(json.dumps(body).encode())
+    if alg == "none":
+        return signed + "."
+    digest = {"HS256": hashlib.sha256, "HS512": hashlib.sha512}[alg]
+    mac = hmac.new((key or secret).encode(), signed.encode(), digest).digest()
+    return signed + "." + b64(mac)
+
+
 # ------------------------------------------------------------------- tocsind
 
 
-def http_get(url, headers=None, timeout=5):
+def http_get(url, headers=None, timeout=5, context=None):
     """GET → (status, headers dict with lower-case names, body bytes); HTTP
     errors are returned, not raised."""
-    return http_request("GET", url, headers=headers, timeout=timeout)
+    return http_request("GET", url, headers=headers, timeout=timeout, context=context)
 
 
-def http_request(method, url, body=None, headers=None, timeout=5):
+def http_request(method, url, body=None, headers=None, timeout=5, context=None):
     """Any method; body is bytes, str or a dict (sent as JSON). Returns
-    (status, headers dict with lower-case names, body bytes)."""
+    (status, headers dict with lower-case names, body bytes). context: the
+    ssl.SSLContext of an https URL."""
     if isinstance(body, dict):
         body = json.dumps(body)
     if isinstance(body, str):
         body = body.encode()
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as r:
             return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
     except urllib.error.HTTPError as e:
         body = e.read() if e.fp is not None else b""
@@ -366,12 +394,22 @@ class Tocsind:
         self.exit_codes = []
 
     @property
+    def tls_context(self):
+        """An ssl.SSLContext trusting http.tls_cert when tocsind speaks TLS
+        (set by env TOCSIN_HTTP_TLS_CERT), else None."""
+        cert = self.extra_env.get("TOCSIN_HTTP_TLS_CERT")
+        if not cert:
+            return None
+        import ssl
+        return ssl.create_default_context(cafile=cert)
+
+    @property
     def url(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls_context else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def ws_url(self):
-        return f"ws://127.0.0.1:{self.port}"
+        return f"{'wss' if self.tls_context else 'ws'}://127.0.0.1:{self.port}"
 
     def env(self):
         env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
@@ -415,7 +453,7 @@ class Tocsind:
             if self.proc.poll() is not None:
                 return "exited"
             try:
-                return http_get(self.url + "/readyz", timeout=1)[0] == 200
+                return http_get(self.url + "/readyz", timeout=1, context=self.tls_context)[0] == 200
             except OSError:
                 return False
 
@@ -475,10 +513,11 @@ class Tocsind:
         return None
 
     def get(self, path, headers=None, timeout=5):
-        return http_get(self.url + path, headers=headers, timeout=timeout)
+        return http_get(self.url + path, headers=headers, timeout=timeout, context=self.tls_context)
 
     def request(self, method, path, body=None, headers=None, timeout=5):
-        return http_request(method, self.url + path, body=body, headers=headers, timeout=timeout)
+        return http_request(method, self.url + path, body=body, headers=headers, timeout=timeout,
+                            context=self.tls_context)
 
     def get_json(self, path, headers=None):
         status, hdrs, body = self.get(path, headers)

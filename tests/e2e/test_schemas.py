@@ -377,6 +377,12 @@ def test_error_codes_in_the_code_are_the_schemas_codes():
     broker = os.path.join(REPO, "broker")
     ws_sent = _codes_sent(r'send_error\(\s*s,\s*"([a-z_]+)"',
                           glob.glob(os.path.join(broker, "ws", "*.c")))
+    # The client-token verdicts (http/client_auth.c) are answered over HTTP
+    # and, at a session's start, forwarded by ws.c as they are.
+    token_codes = _codes_sent(r'refuse\(\s*v,\s*[0-9]{3},\s*"([a-z_]+)"',
+                              [os.path.join(broker, "http", "client_auth.c")])
+    assert token_codes, "found no client-token refusals: the scan is out of date"
+    ws_sent |= token_codes
     ws_enum = set(SCHEMAS["ws-server-message.schema.json"]["$defs"]["error"]["properties"]
                   ["code"]["enum"])
     assert ws_sent, "found no send_error calls: the scan is out of date"
@@ -387,6 +393,7 @@ def test_error_codes_in_the_code_are_the_schemas_codes():
         r'(?:respond_error|reply_error|tc_admin_reply_error)\([^;"]*?,\s*[0-9]{3},\s*"([a-z_]+)"',
         [p for p in glob.glob(os.path.join(broker, "**", "*.c"), recursive=True)
          if os.sep + "ws" + os.sep not in p])
+    http_sent |= token_codes
     http_enum = set(SCHEMAS["error-response.schema.json"]["properties"]["error"]["enum"])
     assert http_sent, "found no respond_error calls: the scan is out of date"
     assert http_sent == http_enum, (f"HTTP error codes: sent but not in the schema "

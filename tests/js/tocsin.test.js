@@ -235,6 +235,26 @@ test('client: WebSocket URL, subprotocol, snapshot then updates', async () => {
     assert.equal(of(events, 'error')[0].fatal, false);
 });
 
+test('client: a token option goes in every transport\'s query, a function asked per connect', async () => {
+    let n = 0;
+    const fetch = makeFetch(() => new Error('no network'));
+    const { WS, ES, client, clock } = setup({
+        fetch,
+        options: { token: () => `t.${++n}+/`, fallbackAfter: 1, transports: ['ws', 'sse', 'poll'] },
+    });
+    client.start();
+    assert.equal(WS.instances[0].url, 'wss://status.example.com/base/v1/ws?components=playback&min_impact=minor&token=t.1%2B%2F');
+    WS.instances[0].refuse();
+    await clock.advance(60000);
+    assert.equal(ES.instances.length, 1, 'fallbackAfter 1: SSE next');
+    assert.match(ES.instances[0].url, /\/v1\/events\?components=playback&min_impact=minor&token=t\.2%2B%2F$/);
+    client.close();
+    const fixed = setup({ options: { token: 'abc' } });
+    fixed.client.start();
+    assert.match(fixed.WS.instances[0].url, /&token=abc$/);
+    fixed.client.close();
+});
+
 test('client: callbacks in the options receive the event detail', async () => {
     const got = [];
     const clock = new FakeClock();
