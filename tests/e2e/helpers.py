@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -152,39 +153,61 @@ DLQ_TOPIC = "tocsin.incidents.dlq"
 
 
 class DevKafka:
-    """tocsin-devkafka: a librdkafka mock cluster with the two topics."""
+    """tocsin-devkafka: a librdkafka mock cluster with the two topics, and
+    its stdin control channel for fault injection (inject)."""
 
-    def __init__(self, partitions=4):
+    def __init__(self, partitions=4, brokers=1):
         self.partitions = partitions
+        self.brokers = brokers
         self.proc = None
         self.bootstrap = None
         self._producer = None
+        self._lock = threading.Lock()
 
     def start(self, timeout=15):
-        self.proc = subprocess.Popen([binary("tocsin-devkafka"), "--partitions", str(self.partitions)],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen([binary("tocsin-devkafka"), "--partitions", str(self.partitions),
+                                      "--brokers", str(self.brokers)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL)
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + timeout
-        line = b""
-        while not line.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            if left <= 0 or not sel.select(left):
-                self.stop()
-                raise HarnessError(f"tocsin-devkafka printed no bootstrap line in {timeout}s")
-            chunk = os.read(self.proc.stdout.fileno(), 1)
-            if not chunk:
-                rc = self.stop()
-                raise HarnessError(f"tocsin-devkafka exited ({rc}) before printing bootstrap=")
-            line += chunk
-        sel.close()
-        text = line.decode().strip()
+        try:
+            text = self._read_line(timeout, "a bootstrap line")
+        except HarnessError:
+            self.stop()
+            raise
         if not text.startswith("bootstrap="):
             self.stop()
             raise HarnessError(f"tocsin-devkafka printed {text!r}, not bootstrap=HOST:PORT")
         self.bootstrap = text.split("=", 1)[1]
         return self
+
+    def _read_line(self, timeout, what):
+        """One line of stdout, read byte by byte so nothing is buffered
+        past it; HarnessError after timeout or at the process's end."""
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            deadline = time.monotonic() + timeout
+            line = b""
+            while not line.endswith(b"\n"):
+                left = deadline - time.monotonic()
+                if left <= 0 or not sel.select(left):
+                    raise HarnessError(f"tocsin-devkafka printed no {what} in {timeout}s")
+                chunk = os.read(self.proc.stdout.fileno(), 1)
+                if not chunk:
+                    raise HarnessError(f"tocsin-devkafka exited ({self.proc.poll()}) "
+                                       f"before printing {what}")
+                line += chunk
+        return line.decode().strip()
+
+    def inject(self, command, timeout=10):
+        """Sends one fault command (see tocsin-devkafka --help), e.g.
+        "broker-down 1" or "errors Fetch 5 NOT_LEADER_FOR_PARTITION"; raises
+        HarnessError unless it answers ok."""
+        with self._lock:
+            self.proc.stdin.write(command.encode() + b"\n")
+            self.proc.stdin.flush()
+            answer = self._read_line(timeout, f"answer to {command!r}")
+        if answer != "ok":
+            raise HarnessError(f"tocsin-devkafka refused {command!r}: {answer}")
 
     def stop(self):
         if self._producer is not None:
@@ -194,6 +217,7 @@ class DevKafka:
         if self.proc is not None:
             rc = _stop_process(self.proc, signal.SIGTERM, timeout=5)
             self.proc.stdout.close()
+            self.proc.stdin.close()
             self.proc = None
         return rc
 
