@@ -154,7 +154,9 @@ broker_error(const char *name, rd_kafka_resp_err_t *out, struct tc_error *err)
 
     rd_kafka_get_err_descs(&descs, &n);
     for (size_t i = 0; i < n; i++) {
-        if (descs[i].code > 0 && descs[i].name != NULL && strcmp(descs[i].name, name) == 0) {
+        if (descs[i].code >= RD_KAFKA_RESP_ERR_UNKNOWN &&
+            descs[i].code != RD_KAFKA_RESP_ERR_NO_ERROR && descs[i].name != NULL &&
+            strcmp(descs[i].name, name) == 0) {
             *out = descs[i].code;
             return 0;
         }

@@ -229,9 +229,10 @@ class DevKafka:
                                        "message.max.bytes": 1048576, "acks": "all"})
         return self._producer
 
-    def produce(self, value, key=None, topic=TOPIC, flush=True, headers=None):
+    def produce(self, value, key=None, topic=TOPIC, flush=True, headers=None, partition=None):
         """Produces one message: value is a dict (JSON-encoded, key = its
-        incident_id unless given) or raw bytes."""
+        incident_id unless given) or raw bytes; to the partition the key
+        hashes to unless one is given."""
         if isinstance(value, dict):
             if key is None:
                 key = value.get("incident_id")
@@ -243,22 +244,25 @@ class DevKafka:
             if err is not None:
                 errors.append(err)
 
+        extra = {} if partition is None else {"partition": partition}
         p.produce(topic, value=value, key=key.encode() if isinstance(key, str) else key,
-                  headers=headers, on_delivery=on_delivery)
+                  headers=headers, on_delivery=on_delivery, **extra)
         p.poll(0)
         if flush:
             self.flush()
         if errors:
             raise HarnessError(f"produce failed: {errors}")
 
-    def produce_all(self, events, pace=0.0):
-        """Produces events in order; pace seconds between them (0: a burst)."""
+    def produce_all(self, events, pace=0.0, flush=True, partition=None):
+        """Produces events in order; pace seconds between them (0: a burst).
+        flush=False leaves them queued in the producer (a broker may be down)."""
         for ev in events:
-            self.produce(ev, flush=False)
+            self.produce(ev, flush=False, partition=partition)
             if pace:
                 self.producer().poll(0)
                 time.sleep(pace)
-        self.flush()
+        if flush:
+            self.flush()
 
     def flush(self, timeout=10):
         left = self.producer().flush(timeout)
@@ -316,6 +320,18 @@ def event(incident_id, version, status="investigating", impact="minor", componen
         ev["regions"] = list(regions)
     ev.update(extra)
     return ev
+
+
+def event_stream(n_incidents, n_versions, **kw):
+    """n_incidents new incidents, each with versions 1..n_versions, in
+    version-major order (v1 of each, then v2 of each, ...)."""
+    ids = [uid("inc") for _ in range(n_incidents)]
+    return [event(iid, v, **kw) for v in range(1, n_versions + 1) for iid in ids]
+
+
+def incident_pairs(items):
+    """Sorted (incident_id, version) of events or incident states."""
+    return sorted((i["incident_id"], i["version"]) for i in items)
 
 
 # ------------------------------------------------------------------- tocsind
