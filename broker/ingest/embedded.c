@@ -144,8 +144,8 @@ api_key(const char *name, int16_t *out, struct tc_error *err)
 }
 
 /* A broker error by its librdkafka name without the RD_KAFKA_RESP_ERR_
- * prefix (NOT_LEADER_FOR_PARTITION); librdkafka's own negative codes are
- * client-side conditions a broker cannot answer with. */
+ * prefix (NOT_LEADER_FOR_PARTITION, or UNKNOWN for -1); librdkafka's own
+ * codes below -1 are client-side conditions a broker cannot answer with. */
 static int
 broker_error(const char *name, rd_kafka_resp_err_t *out, struct tc_error *err)
 {

@@ -199,7 +199,7 @@ def test_join_group_errors_at_start_and_in_a_rebalance(tocsind_factory, kafka, r
     before, during = event_stream(2, 2), event_stream(3, 2)
     # Queued in Kafka before tocsind exists; its first joins fail.
     kafka.produce_all(before)
-    kafka.inject("errors JoinGroup 5 COORDINATOR_NOT_AVAILABLE")
+    kafka.inject("errors JoinGroup 3 COORDINATOR_NOT_AVAILABLE")
     group = uid("e2e-group")
     t, r = _setup(tocsind_factory, receivers, TOCSIN_KAFKA_GROUP=group)
 
@@ -230,7 +230,7 @@ def test_join_group_errors_at_start_and_in_a_rebalance(tocsind_factory, kafka, r
         # Replays from seq 1, whatever was applied before we connected.
         ws = await Ws.connect(t.ws_url, query(since=0, epoch=hello.epoch))
         ups = await ws.updates(len(before), timeout=60)
-        await in_thread(kafka.inject, "errors JoinGroup 5 COORDINATOR_NOT_AVAILABLE")
+        await in_thread(kafka.inject, "errors JoinGroup 3 COORDINATOR_NOT_AVAILABLE")
         await in_thread(intruder)
         ups += await ws.updates(len(during), timeout=60)
         await ws.quiet(1.0)
