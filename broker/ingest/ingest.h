@@ -52,6 +52,20 @@ void tc_ingest_close(struct tc_ingest *in, uint64_t timeout_ms, void (*close_cb)
 struct tc_kafka_embedded;
 struct tc_kafka_embedded *tc_kafka_embedded_new(const char *topic, const char *dlq_topic,
                                                 int partitions, struct tc_error *err);
+/* The same with brokers (1-9, ids 1..brokers) sharing the partitions'
+ * leadership, so that one of them can go down while others serve. */
+struct tc_kafka_embedded *tc_kafka_embedded_new_brokers(const char *topic, const char *dlq_topic,
+                                                        int partitions, int brokers,
+                                                        struct tc_error *err);
+/* One fault-injection command line, for tests (tocsin-devkafka's control
+ * channel): `broker-down ID`, `broker-up ID`, `rtt ID MS`, `errors API COUNT
+ * ERROR` (the next COUNT requests of API, on any broker, answer ERROR),
+ * `clear API`, `leader PARTITION ID`, `coordinator GROUP ID`, `ping`.
+ * Thread-safe (the mock cluster runs commands on its own thread).
+ * @returns 0, or TC_EINVAL/TC_ETOOBIG (bad command) or TC_EIO (refused by
+ * the mock cluster) with err set. */
+#define TC_KAFKA_CONTROL_MAX 256
+int tc_kafka_embedded_control(struct tc_kafka_embedded *k, const char *line, struct tc_error *err);
 /* @returns borrowed bootstrap address "127.0.0.1:PORT". */
 const char *tc_kafka_embedded_bootstrap(const struct tc_kafka_embedded *k);
 void tc_kafka_embedded_free(struct tc_kafka_embedded *k);

@@ -137,7 +137,8 @@ class Ws:
                 return seen
 
     async def quiet(self, duration):
-        """Asserts that nothing arrives for duration seconds."""
+        """Asserts that nothing but heartbeats (kept) arrives for duration
+        seconds."""
         deadline = time.monotonic() + duration
         while True:
             left = deadline - time.monotonic()
@@ -150,6 +151,7 @@ class Ws:
             except websockets.exceptions.ConnectionClosed:
                 raise HarnessError(f"closed ({self.conn.close_code}) while expected quiet") from None
             if isinstance(raw, str) and json.loads(raw).get("type") == "heartbeat":
+                self.heartbeats.append(json.loads(raw))
                 continue
             raise AssertionError(f"expected no message, got {raw[:300]}")
 
@@ -177,6 +179,15 @@ class Ws:
             await asyncio.wait_for(self.conn.close(), 5)
         except (asyncio.TimeoutError, OSError):
             pass
+
+
+async def ws_streaming(base_url, kafka, events, timeout=30):
+    """A session that got its snapshot, then the updates of `events`
+    (produced now to kafka, a helpers.DevKafka): (ws, snapshot, updates)."""
+    ws = await Ws.connect(base_url)
+    snap = await ws.expect("snapshot")
+    await in_thread(kafka.produce_all, events)
+    return ws, snap, await ws.updates(len(events), timeout=timeout)
 
 
 def _short(msg):

@@ -34,6 +34,7 @@ class TestTimeout(BaseException):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "timeout(seconds): per-test bound (SIGALRM)")
+    config.addinivalue_line("markers", "kafka_brokers(n): brokers of the test's tocsin-devkafka")
 
 
 def _on_alarm(signum, frame):
@@ -84,8 +85,12 @@ def own_redis():
 
 
 @pytest.fixture
-def kafka():
-    k = DevKafka(partitions=4).start()
+def kafka(request):
+    """A tocsin-devkafka of the test's own; `@pytest.mark.kafka_brokers(n)`
+    asks for n brokers (fault tests take one down while others serve)."""
+    marker = request.node.get_closest_marker("kafka_brokers")
+    brokers = int(marker.args[0]) if marker and marker.args else 1
+    k = DevKafka(partitions=4, brokers=brokers).start()
     yield k
     k.stop()
 

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -152,39 +153,61 @@ DLQ_TOPIC = "tocsin.incidents.dlq"
 
 
 class DevKafka:
-    """tocsin-devkafka: a librdkafka mock cluster with the two topics."""
+    """tocsin-devkafka: a librdkafka mock cluster with the two topics, and
+    its stdin control channel for fault injection (inject)."""
 
-    def __init__(self, partitions=4):
+    def __init__(self, partitions=4, brokers=1):
         self.partitions = partitions
+        self.brokers = brokers
         self.proc = None
         self.bootstrap = None
         self._producer = None
+        self._lock = threading.Lock()
 
     def start(self, timeout=15):
-        self.proc = subprocess.Popen([binary("tocsin-devkafka"), "--partitions", str(self.partitions)],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen([binary("tocsin-devkafka"), "--partitions", str(self.partitions),
+                                      "--brokers", str(self.brokers)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL)
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + timeout
-        line = b""
-        while not line.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            if left <= 0 or not sel.select(left):
-                self.stop()
-                raise HarnessError(f"tocsin-devkafka printed no bootstrap line in {timeout}s")
-            chunk = os.read(self.proc.stdout.fileno(), 1)
-            if not chunk:
-                rc = self.stop()
-                raise HarnessError(f"tocsin-devkafka exited ({rc}) before printing bootstrap=")
-            line += chunk
-        sel.close()
-        text = line.decode().strip()
+        try:
+            text = self._read_line(timeout, "a bootstrap line")
+        except HarnessError:
+            self.stop()
+            raise
         if not text.startswith("bootstrap="):
             self.stop()
             raise HarnessError(f"tocsin-devkafka printed {text!r}, not bootstrap=HOST:PORT")
         self.bootstrap = text.split("=", 1)[1]
         return self
+
+    def _read_line(self, timeout, what):
+        """One line of stdout, read byte by byte so nothing is buffered
+        past it; HarnessError after timeout or at the process's end."""
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            deadline = time.monotonic() + timeout
+            line = b""
+            while not line.endswith(b"\n"):
+                left = deadline - time.monotonic()
+                if left <= 0 or not sel.select(left):
+                    raise HarnessError(f"tocsin-devkafka printed no {what} in {timeout}s")
+                chunk = os.read(self.proc.stdout.fileno(), 1)
+                if not chunk:
+                    raise HarnessError(f"tocsin-devkafka exited ({self.proc.poll()}) "
+                                       f"before printing {what}")
+                line += chunk
+        return line.decode().strip()
+
+    def inject(self, command, timeout=10):
+        """Sends one fault command (see tocsin-devkafka --help), e.g.
+        "broker-down 1" or "errors Fetch 5 NOT_LEADER_FOR_PARTITION"; raises
+        HarnessError unless it answers ok."""
+        with self._lock:
+            self.proc.stdin.write(command.encode() + b"\n")
+            self.proc.stdin.flush()
+            answer = self._read_line(timeout, f"answer to {command!r}")
+        if answer != "ok":
+            raise HarnessError(f"tocsin-devkafka refused {command!r}: {answer}")
 
     def stop(self):
         if self._producer is not None:
@@ -194,6 +217,7 @@ class DevKafka:
         if self.proc is not None:
             rc = _stop_process(self.proc, signal.SIGTERM, timeout=5)
             self.proc.stdout.close()
+            self.proc.stdin.close()
             self.proc = None
         return rc
 
@@ -205,9 +229,10 @@ class DevKafka:
                                        "message.max.bytes": 1048576, "acks": "all"})
         return self._producer
 
-    def produce(self, value, key=None, topic=TOPIC, flush=True, headers=None):
+    def produce(self, value, key=None, topic=TOPIC, flush=True, headers=None, partition=None):
         """Produces one message: value is a dict (JSON-encoded, key = its
-        incident_id unless given) or raw bytes."""
+        incident_id unless given) or raw bytes; to the partition the key
+        hashes to unless one is given."""
         if isinstance(value, dict):
             if key is None:
                 key = value.get("incident_id")
@@ -219,22 +244,25 @@ class DevKafka:
             if err is not None:
                 errors.append(err)
 
+        extra = {} if partition is None else {"partition": partition}
         p.produce(topic, value=value, key=key.encode() if isinstance(key, str) else key,
-                  headers=headers, on_delivery=on_delivery)
+                  headers=headers, on_delivery=on_delivery, **extra)
         p.poll(0)
         if flush:
             self.flush()
         if errors:
             raise HarnessError(f"produce failed: {errors}")
 
-    def produce_all(self, events, pace=0.0):
-        """Produces events in order; pace seconds between them (0: a burst)."""
+    def produce_all(self, events, pace=0.0, flush=True, partition=None):
+        """Produces events in order; pace seconds between them (0: a burst).
+        flush=False leaves them queued in the producer (a broker may be down)."""
         for ev in events:
-            self.produce(ev, flush=False)
+            self.produce(ev, flush=False, partition=partition)
             if pace:
                 self.producer().poll(0)
                 time.sleep(pace)
-        self.flush()
+        if flush:
+            self.flush()
 
     def flush(self, timeout=10):
         left = self.producer().flush(timeout)

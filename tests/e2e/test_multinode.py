@@ -15,7 +15,7 @@ import pytest
 
 from clients import Ws, check_seq_run, in_thread, query, run
 from helpers import pairs, stream, uid, wait_until
-from webhook_receiver import AUTH, TOKEN, create
+from webhook_receiver import TOKEN, create
 
 
 def cluster(factory, n=3, **env):

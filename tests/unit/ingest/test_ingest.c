@@ -661,6 +661,67 @@ test_devkafka_binary(void **state)
     assert_int_equal(rd_kafka_wait_destroyed(10000), 0);
 }
 
+/* The fault-injection commands of tocsin-devkafka's control channel: each
+ * row names the rule it covers; a refused command changes nothing. */
+static void
+test_embedded_control(void **state)
+{
+    static const struct {
+        const char *line;
+        int rc;
+        const char *rule;
+    } rows[] = {
+        {"ping", 0, "ping answers"},
+        {"broker-down 2", 0, "a broker of the cluster goes down"},
+        {"broker-up 2", 0, "and up again"},
+        {"broker-down 4", TC_EIO, "broker ids are 1..brokers"},
+        {"broker-down 0", TC_EINVAL, "broker ids start at 1"},
+        {"broker-down", TC_EINVAL, "the id is required"},
+        {"broker-down 1 2", TC_EINVAL, "one id only"},
+        {"rtt 1 200", 0, "round-trip time set"},
+        {"rtt 1 -5", TC_EINVAL, "a negative delay"},
+        {"errors Fetch 5 NOT_LEADER_FOR_PARTITION", 0, "errors pushed by API and name"},
+        {"errors OffsetCommit 3 REQUEST_TIMED_OUT", 0, "OffsetCommit"},
+        {"errors JoinGroup 3 COORDINATOR_NOT_AVAILABLE", 0, "JoinGroup"},
+        {"errors Fetch 0 REQUEST_TIMED_OUT", TC_EINVAL, "a count of at least 1"},
+        {"errors Fetch 1001 REQUEST_TIMED_OUT", TC_EINVAL, "at most 1000 errors a command"},
+        {"errors Fetch 1 _ALL_BROKERS_DOWN", TC_EINVAL, "client-side codes are not broker errors"},
+        {"errors Fetch 1 NO_SUCH_ERROR", TC_EINVAL, "an unknown error name"},
+        {"errors fetch 1 REQUEST_TIMED_OUT", TC_EINVAL, "API names are case-sensitive"},
+        {"clear Fetch", 0, "pushed errors dropped"},
+        {"leader 1 3", 0, "a partition moved"},
+        {"leader 7 1", TC_EIO, "a partition the topic lacks"},
+        {"coordinator some-group 2", 0, "a coordinator set"},
+        {"", TC_EINVAL, "an empty line"},
+        {"   \t ", TC_EINVAL, "blanks only"},
+        {"reboot", TC_EINVAL, "an unknown command"},
+    };
+    struct tc_error err = {{0}};
+    struct tc_kafka_embedded *k = tc_kafka_embedded_new_brokers(TOPIC, DLQ, 2, 3, &err);
+    char *long_line = tc_xmalloc(TC_KAFKA_CONTROL_MAX + 2);
+
+    TC_UNUSED(state);
+    assert_non_null(k);
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        err.text[0] = '\0';
+        int rc = tc_kafka_embedded_control(k, rows[i].line, &err);
+        if (rc != rows[i].rc) {
+            fail_msg("'%s' (%s): got %d (%s), want %d", rows[i].line, rows[i].rule, rc, err.text,
+                     rows[i].rc);
+        }
+        if (rc != 0 && err.text[0] == '\0') {
+            fail_msg("'%s' (%s): refused without a reason", rows[i].line, rows[i].rule);
+        }
+    }
+    memset(long_line, 'x', TC_KAFKA_CONTROL_MAX + 1);
+    long_line[TC_KAFKA_CONTROL_MAX + 1] = '\0';
+    assert_int_equal(tc_kafka_embedded_control(k, long_line, &err), TC_ETOOBIG);
+    assert_null(tc_kafka_embedded_new_brokers(TOPIC, DLQ, 2, 0, &err));
+    assert_null(tc_kafka_embedded_new_brokers(TOPIC, DLQ, 2, 10, &err));
+    free(long_line);
+    tc_kafka_embedded_free(k);
+}
+
 static bool
 both_have_one(void *arg)
 {
@@ -736,6 +797,7 @@ main(void)
         cmocka_unit_test(test_pause_resume_async),
         cmocka_unit_test(test_rebalance_orphans_and_close_timeout),
         cmocka_unit_test(test_devkafka_binary),
+        cmocka_unit_test(test_embedded_control),
     };
 
     /* librdkafka's own lines only at warn and above, to keep output short. */
