@@ -379,3 +379,159 @@ def merge(results):
     m["verified_bad"] = (m["errors"] + m["gaps"] + m["dups"] + m["foreign"] + m["unchecked"]
                          + m["resets"] + m["epoch_changes"])
     return m
+
+
+# ------------------------------------------------------- mixed-filter plan
+#
+# The burst, storm and soak scenarios publish to a fixed set of incidents,
+# each with its own components, regions and impact (none ends, so what matches
+# stays fixed), and spread their sessions over a fixed set of filters. Each
+# event carries incident.bench_c: its incident's slot "i" and, per filter that
+# matches it, how many events of this incident matched that filter so far.
+# tocsin-wsload --check then finds gaps, duplicates and foreign incidents per
+# session without knowing the filter rules; the plan's counts are its expects.
+
+IMPACTS = ("none", "minor", "major", "critical")
+# 16 incidents over 8 components and 3 regions (every 4th global); 16 filters:
+# one component each, half of them also a region, every 4th min_impact=major.
+# A filter matches 1 to 4 incidents, about 1 in 7 on average: each session
+# gets about a seventh of the events, as users who follow a few components.
+INCIDENTS = (  # (components, regions, impact)
+    (("c0",), ("eu",), "minor"),
+    (("c1", "c4"), ("us",), "minor"),
+    (("c2",), ("ap",), "minor"),
+    (("c3", "c6"), (), "minor"),
+    (("c4",), ("eu",), "major"),
+    (("c5", "c0"), ("us",), "major"),
+    (("c6",), ("ap",), "major"),
+    (("c7", "c2"), (), "major"),
+    (("c0",), ("eu",), "critical"),
+    (("c1", "c4"), ("us",), "critical"),
+    (("c2",), ("ap",), "critical"),
+    (("c3", "c6"), (), "critical"),
+    (("c4",), ("eu",), "minor"),
+    (("c5", "c0"), ("us",), "minor"),
+    (("c6",), ("ap",), "minor"),
+    (("c7", "c2"), (), "minor"),
+)
+FILTERS = (
+    {"components": ("c0",)},
+    {"components": ("c1",)},
+    {"components": ("c2",)},
+    {"components": ("c3",), "min_impact": "major"},
+    {"components": ("c4",)},
+    {"components": ("c5",)},
+    {"components": ("c6",)},
+    {"components": ("c7",), "min_impact": "major"},
+    {"components": ("c0",), "regions": ("us",)},
+    {"components": ("c1",), "regions": ("ap", "us")},
+    {"components": ("c2",), "regions": ("ap",)},
+    {"components": ("c3",), "regions": ("eu",), "min_impact": "major"},
+    {"components": ("c4",), "regions": ("us",)},
+    {"components": ("c5",), "regions": ("us",)},
+    {"components": ("c6",), "regions": ("ap",)},
+    {"components": ("c7",), "regions": ("eu",), "min_impact": "major"},
+)
+
+
+def matches(flt, incident):
+    """DESIGN §3 for an incident that has not ended."""
+    comps, regions, impact = incident
+    if flt.get("components") and not set(flt["components"]) & set(comps):
+        return False
+    if flt.get("regions") and regions and not set(flt["regions"]) & set(regions):
+        return False
+    return IMPACTS.index(impact) >= IMPACTS.index(flt.get("min_impact", "none"))
+
+
+def filter_query(flt):
+    parts = [f"{k}={','.join(v)}" for k, v in flt.items() if k != "min_impact"]
+    if "min_impact" in flt:
+        parts.append(f"min_impact={flt['min_impact']}")
+    return "&".join(parts)
+
+
+class Plan:
+    """The events of one run, in publish order: event k belongs to incident
+    k mod len(INCIDENTS). tag makes the incident ids unique to the run."""
+
+    def __init__(self, tag):
+        self.ids = [f"{tag}-{i}" for i in range(len(INCIDENTS))]
+        self.versions = [0] * len(INCIDENTS)
+        self.ctr = [[0] * len(FILTERS) for _ in INCIDENTS]  # [incident][filter]
+        self.per_filter = [0] * len(FILTERS)  # events each filter matched so far
+        self.published = 0
+
+    @staticmethod
+    def expected(n_events):
+        """Updates a session of each filter gets from the first n events."""
+        out = [0] * len(FILTERS)
+        for k in range(n_events):
+            inc = INCIDENTS[k % len(INCIDENTS)]
+            for f, flt in enumerate(FILTERS):
+                out[f] += matches(flt, inc)
+        return out
+
+    @staticmethod
+    def write_filters(path, n_events):
+        """tocsin-wsload's --filters file: "EXPECT QUERY" per filter."""
+        with open(path, "w") as f:
+            for flt, n in zip(FILTERS, Plan.expected(n_events)):
+                f.write(f"{n} {filter_query(flt)}\n")
+
+    def next_event(self):
+        """The next event (bench_ts_us is set by the publisher)."""
+        i = self.published % len(INCIDENTS)
+        self.published += 1
+        comps, regions, impact = INCIDENTS[i]
+        self.versions[i] += 1
+        ctrs = {"i": i}
+        for f, flt in enumerate(FILTERS):
+            if matches(flt, INCIDENTS[i]):
+                self.ctr[i][f] += 1
+                self.per_filter[f] += 1
+                ctrs[str(f)] = self.ctr[i][f]
+        ev = helpers.event(self.ids[i], self.versions[i], impact=impact, components=comps,
+                           regions=regions, title=f"bench {self.ids[i]} v{self.versions[i]}")
+        ev["occurred_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        ev["bench_c"] = ctrs
+        return ev
+
+
+class Publisher:
+    """Produces events to tocsin.incidents (key = incident_id), each stamped
+    with bench_ts_us just before its produce; counts delivery errors."""
+
+    def __init__(self, stack):
+        self.p = stack.producer()
+        self.errors = []
+        self.sent = 0
+
+    def _on_delivery(self, err, _msg):
+        if err is not None:
+            self.errors.append(str(err))
+
+    def send(self, ev):
+        ev["bench_ts_us"] = int(time.time() * 1e6)
+        self.p.produce(helpers.TOPIC, key=ev["incident_id"].encode(),
+                       value=json.dumps(ev).encode(), on_delivery=self._on_delivery)
+        self.p.poll(0)
+        self.sent += 1
+
+    def paced(self, plan, n, rate, stop_flag=None):
+        """n events of plan at rate per second (sleeping to the schedule, so
+        a late one does not shift the rest). Returns the seconds it took."""
+        t0 = time.monotonic()
+        for k in range(n):
+            delay = t0 + k / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            if stop_flag is not None and stop_flag():
+                break
+            self.send(plan.next_event())
+        return time.monotonic() - t0
+
+    def flush(self, timeout=30):
+        left = self.p.flush(timeout)
+        if left or self.errors:
+            raise RuntimeError(f"produce failed: {left} unsent, errors {self.errors[:5]}")

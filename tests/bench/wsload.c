@@ -136,9 +136,9 @@ usage(void)
           "  --filters F          one session class a line, \"EXPECT QUERY\": session i\n"
           "                       takes line i mod lines, adds QUERY to the URL's and must\n"
           "                       get EXPECT updates (0: --expect)\n"
-          "  --check              check incident.bench_c[filter index] of every update:\n"
-          "                       1 first, then +1 each (gaps, duplicates), present\n"
-          "                       (else a foreign incident arrived)\n"
+          "  --check              check incident.bench_c of every update: per incident\n"
+          "                       slot (\"i\") its filter's counter is 1 first, then +1\n"
+          "                       (else gaps, duplicates); absent: a foreign incident\n"
           "  --drop-after N       once every session got N updates, drop them all (no\n"
           "                       close frame), write --dropped-file and wait for SIGUSR1\n"
           "  --dropped-file F     written when --drop-after dropped the sessions\n"
@@ -627,7 +627,7 @@ selftest(void)
     static const char *msg =
         "{\"type\" : \"update\",\"sub\":\"default\",\"epoch\":\"e-1\",\"seq\":3,\"incident\":"
         "{\"title\":\"a \\\"}\\\" b\",\"components\":[\"x\",{\"y\":[1,2]}],\"bench_ts_us\":"
-        "1700000000123456,\"bench_c\":{\"0\":7,\"12\":41},\"z\":null}}";
+        "1700000000123456,\"bench_c\":{\"0\":7,\"i\":5,\"12\":41},\"z\":null}}";
     struct wl_scan m = {0};
     char acc[32];
     int fails = 0, checks = 7;
@@ -712,6 +712,7 @@ main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     raise_nofile(o.sessions + 64);
     c.connect_timeout_us = (uint64_t)(o.connect_timeout_s * 1e6);

@@ -43,6 +43,8 @@ enum wl_peer {
 /* Per-update figures (first ts, first and last receive time) are kept for the
  * first this many updates of a session: enough for repeated single updates. */
 #define WL_MAX_TRACKED_UPDATES 4096
+/* Incidents told apart by --check (incident.bench_c.i); others are unchecked. */
+#define WL_MAX_INCIDENTS 16
 
 /* One session class of --filters: the query it subscribes with and how many
  * updates each of its sessions must get. Its index is the key the publisher
@@ -79,7 +81,10 @@ struct wl_session {
     bool done_counted; /* counted in sessions_done */
     uint16_t filter;   /* index into wl_ctx.filters */
     uint32_t updates;
-    uint32_t last_ctr;   /* last incident.bench_c counter seen for this session's filter */
+    /* Last incident.bench_c counter seen per incident slot for this session's
+     * filter: per incident, not global, since incidents on other Kafka
+     * partitions may be stored in another order than they were published. */
+    uint32_t last_ctr[WL_MAX_INCIDENTS];
     uint64_t last_seq;   /* last update seq: the since of a resume */
     uint64_t started_us; /* monotonic, when connect() was called */
     char key[32];        /* Sec-WebSocket-Key, base64 of 16 random bytes */
@@ -109,8 +114,9 @@ struct wl_ctx {
     struct wl_filter *filters; /* --filters; nfilters == 0: the URL's query alone */
     size_t nfilters;
     /* Check every update's incident.bench_c counter for this session's filter:
-     * the first is 1, each next one is the last + 1 (else a gap or duplicate),
-     * and an incident without this filter's key did not match (foreign). */
+     * per incident slot the first is 1, each next one is the last + 1 (else a
+     * gap or duplicate), and an incident without this filter's key did not
+     * match (foreign). */
     bool check;
     bool resume_on_close;     /* a server close resumes with since instead of failing */
     char epoch[WL_EPOCH_MAX]; /* the first welcome's; every later message must carry it */
@@ -181,9 +187,10 @@ void wl_session_drop(struct wl_ctx *c, struct wl_session *s);
 uint32_t wl_session_expect(const struct wl_ctx *c, const struct wl_session *s);
 
 /* What the scan of one message found. ctr_key is an input: the key looked up
- * in incident.bench_c, an object of filter index -> that filter's counter
- * ({"0":17,"3":5}), which the publisher puts in each event (unknown fields
- * pass through into the incident state). */
+ * in incident.bench_c, an object with the incident's slot "i" and, per filter
+ * index that matches the incident, how many events of this incident matched
+ * that filter so far ({"i":2,"0":17,"3":17}). The publisher puts it in each
+ * event (unknown fields pass through into the incident state). */
 struct wl_scan {
     char type[32];            /* NUL-terminated, maybe truncated; "" if absent */
     char epoch[WL_EPOCH_MAX]; /* "" if absent */
@@ -193,6 +200,7 @@ struct wl_scan {
     const char *ctr_key;      /* in; NULL: bench_c is not looked at */
     bool has_ctrs;            /* the incident has bench_c */
     long ctr;                 /* bench_c[ctr_key], -1 if absent */
+    long slot;                /* bench_c.i, -1 if absent */
 };
 
 /* Exposed for the self-test (--selftest): JSON scan of one message into *out

@@ -179,11 +179,15 @@ on_ctr_member(void *arg, const char *k, size_t kn, const char *v, const char *ve
 {
     struct wl_scan *o = arg;
 
-    if (!key_is(k, kn, o->ctr_key) || *v < '0' || *v > '9') {
+    if (*v < '0' || *v > '9') {
         return 0;
     }
-    o->ctr = (long)scan_uint(v, vend);
-    return 1;
+    if (key_is(k, kn, "i")) {
+        o->slot = (long)scan_uint(v, vend);
+    } else if (key_is(k, kn, o->ctr_key)) {
+        o->ctr = (long)scan_uint(v, vend);
+    }
+    return 0;
 }
 
 static int
@@ -241,6 +245,7 @@ wl_json_scan(const char *p, size_t n, struct wl_scan *out)
     memset(out, 0, sizeof(*out));
     out->ctr_key = key;
     out->ctr = -1;
+    out->slot = -1;
     return scan_object(p, p + n, on_top_member, out);
 }
 
@@ -563,11 +568,13 @@ keep_sample(struct wl_ctx *c, uint64_t lat)
     c->lat[c->lat_len++] = lat > UINT32_MAX ? UINT32_MAX : (uint32_t)lat;
 }
 
-/* With --filters: the update's bench_c counter for s's filter must be the
- * last one + 1 (the first is 1); its seq must be past the last one. */
+/* With --check: the update's bench_c counter for s's filter must be the last
+ * one of its incident + 1 (the first is 1); its seq must be past the last one. */
 static void
 check_update(struct wl_ctx *c, struct wl_session *s, const struct wl_scan *m)
 {
+    uint32_t *last;
+
     if (m->seq != 0 && m->seq <= s->last_seq) {
         c->dups++;
         wl_log(c, "update seq %llu after %llu", (unsigned long long)m->seq,
@@ -578,21 +585,26 @@ check_update(struct wl_ctx *c, struct wl_session *s, const struct wl_scan *m)
     if (!c->check) {
         return;
     }
-    if (!m->has_ctrs) {
+    if (!m->has_ctrs || m->slot < 0 || m->slot >= WL_MAX_INCIDENTS) {
         c->unchecked++;
-    } else if (m->ctr < 0) {
+        return;
+    }
+    last = &s->last_ctr[m->slot];
+    if (m->ctr < 0) {
         c->foreign++;
-        wl_log(c, "an incident the filter %u does not match arrived", (unsigned)s->filter);
-    } else if ((uint64_t)m->ctr <= s->last_ctr) {
+        wl_log(c, "incident slot %ld arrived, filter %u does not match it", m->slot,
+               (unsigned)s->filter);
+    } else if ((uint64_t)m->ctr <= *last) {
         c->dups++;
-        wl_log(c, "filter %u: counter %ld after %u", (unsigned)s->filter, m->ctr, s->last_ctr);
+        wl_log(c, "filter %u, incident slot %ld: counter %ld after %u", (unsigned)s->filter,
+               m->slot, m->ctr, *last);
     } else {
-        if ((uint64_t)m->ctr > (uint64_t)s->last_ctr + 1) {
-            c->gaps += (uint64_t)m->ctr - s->last_ctr - 1;
-            wl_log(c, "filter %u: counter %ld after %u (gap)", (unsigned)s->filter, m->ctr,
-                   s->last_ctr);
+        if ((uint64_t)m->ctr > (uint64_t)*last + 1) {
+            c->gaps += (uint64_t)m->ctr - *last - 1;
+            wl_log(c, "filter %u, incident slot %ld: counter %ld after %u (gap)",
+                   (unsigned)s->filter, m->slot, m->ctr, *last);
         }
-        s->last_ctr = (uint32_t)m->ctr;
+        *last = (uint32_t)m->ctr;
     }
 }
 
