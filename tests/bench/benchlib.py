@@ -10,6 +10,7 @@ import json
 import math
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -153,7 +154,6 @@ class Stack:
         self.kafka = None
         self.tocsind = None
         self.port = None
-        self.tocsind_log = os.path.join(self.tmp, "tocsind.log")
         helpers.BUILD_DIR = build_dir  # DevKafka finds tocsin-devkafka there
 
     def start_servers(self, sessions=0):
@@ -195,6 +195,10 @@ class Stack:
     @property
     def url(self):
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def tocsind_log(self):
+        return os.path.join(self.tmp, "tocsind.log")
 
     def ws_url(self, query=""):
         return f"ws://127.0.0.1:{self.port}/v1/ws" + (f"?{query}" if query else "")
@@ -535,3 +539,53 @@ class Publisher:
         left = self.p.flush(timeout)
         if left or self.errors:
             raise RuntimeError(f"produce failed: {left} unsent, errors {self.errors[:5]}")
+
+
+def warm_up(stack):
+    """One event on a component no session follows, and wait until tocsind
+    delivered it: the consumer has joined its group and the producer is
+    connected, so neither is timed. Returns (the hub's seq, the publisher)."""
+    pub = Publisher(stack)
+    pub.send(helpers.event(helpers.uid("warmup"), 1, components=("warmup",), title="warm-up"))
+    pub.flush()
+    stack.wait_seq(1, 60)
+    return stack.hub_seq(), pub
+
+
+def checked_bad(m):
+    """What tocsin-wsload found wrong in merged results, as a short text
+    ("" when nothing)."""
+    keys = ("errors", "gaps", "dups", "foreign", "unchecked", "resets", "epoch_changes",
+            "server_closes")
+    return ", ".join(f"{k} {m[k]}" for k in keys if m.get(k))
+
+
+def expected_deliveries(gens, n_events):
+    """Updates the sessions of gens must get from the plan's first n events:
+    tocsin-wsload gives session i of a process filter line i mod len(FILTERS)."""
+    exp = Plan.expected(n_events)
+    return sum(exp[i % len(FILTERS)] for n in gens.per for i in range(n))
+
+
+def guarded(log, top, keep, body):
+    """Runs body() -> ok, with SIGTERM unwinding like Ctrl-C (through every
+    finally, so the servers stop); a failure is logged, not raised. The temp
+    dir top is kept (logs, samples) when asked or after a failure. Returns
+    the exit status."""
+
+    def on_term(_sig, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    ok = False
+    try:
+        ok = body()
+    except KeyboardInterrupt:
+        log("interrupted: every process started was stopped")
+    except Exception as e:  # report, then clean up below
+        log(f"failed: {e}")
+    if keep or not ok:
+        log(f"logs kept in {top}")
+    else:
+        shutil.rmtree(top, ignore_errors=True)
+    return 0 if ok else 1

@@ -21,7 +21,7 @@ sys.path.insert(0, HERE)
 
 import benchlib  # noqa: E402  (also puts tests/e2e on sys.path)
 from benchlib import (MAX_PER_PROC, Generators, Stack, find_wsload,  # noqa: E402,F401
-                      proc_cpu_s, proc_status, raise_nofile, stop)
+                      proc_cpu_s, proc_status, raise_nofile)
 from helpers import HarnessError, event, uid  # noqa: E402
 
 

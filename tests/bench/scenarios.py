@@ -13,7 +13,6 @@
 import argparse
 import json
 import os
-import shutil
 import signal
 import sys
 import tempfile
@@ -24,12 +23,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import benchlib  # noqa: E402  (also puts tests/e2e on sys.path)
-from benchlib import (DEFAULT_BUILD_DIR, FILTERS, Generators, Plan, Publisher, Stack,  # noqa: E402
-                      cpu_precise_s, find_wsload, fmt, md_table, pct, proc_status, raise_nofile)
+from benchlib import (DEFAULT_BUILD_DIR, FILTERS, Generators, Plan, Stack,  # noqa: E402
+                      checked_bad, cpu_precise_s, expected_deliveries, find_wsload, fmt, md_table, pct, proc_status,
+                      guarded, raise_nofile, warm_up)
 from helpers import HarnessError, event, uid  # noqa: E402
-
-WARMUP_COMPONENT = "warmup"
-
 
 def log(msg):
     print(f"scenarios: {msg}", file=sys.stderr, flush=True)
@@ -46,41 +43,9 @@ def sizes(text):
     return out
 
 
-def warm_up(stack):
-    """One event on a component no session follows, and wait until tocsind
-    delivered it: the consumer has joined its group and the producer is
-    connected, so neither is timed. Returns (the hub's seq, the publisher)."""
-    pub = Publisher(stack)
-    pub.send(event(uid("warmup"), 1, components=(WARMUP_COMPONENT,), title="warm-up"))
-    pub.flush()
-    stack.wait_seq(1, 60)
-    return stack.hub_seq(), pub
-
-
-def session_filters(gens):
-    """Filter index of every session: tocsin-wsload gives session i of a
-    process line i mod len(FILTERS)."""
-    out = []
-    for n in gens.per:
-        out += [i % len(FILTERS) for i in range(n)]
-    return out
-
-
-def expected_deliveries(gens, n_events):
-    exp = Plan.expected(n_events)
-    return sum(exp[f] for f in session_filters(gens))
-
-
 def lat_figures(lat):
     return {"p50_ms": ms(pct(lat, 0.5)), "p99_ms": ms(pct(lat, 0.99)),
             "max_ms": ms(lat[-1]) if lat else float("nan")}
-
-
-def checked_bad(m):
-    """What tocsin-wsload found wrong, as a short text ("" when nothing)."""
-    keys = ("errors", "gaps", "dups", "foreign", "unchecked", "resets", "epoch_changes",
-            "server_closes")
-    return ", ".join(f"{k} {m[k]}" for k in keys if m.get(k))
 
 
 class Run:
@@ -123,6 +88,9 @@ class Run:
 
     def tocsind_cpu(self):
         return cpu_precise_s(self.stack.tocsind.pid)
+
+    def gens_cpu(self):
+        return sum(cpu_precise_s(p) for p in self.gens.pids())
 
     def redis_cpu(self):
         return cpu_precise_s(self.stack.redis.proc.pid)
@@ -236,6 +204,7 @@ def cmd_burst(a):
         log(f"burst: {n_events} events at {a.rate}/s over {len(FILTERS)} filters; "
             f"{expect} deliveries expected")
         cpu0, rcpu0, t0 = run.tocsind_cpu(), run.redis_cpu(), time.monotonic()
+        gcpu0 = run.gens_cpu()
         pub.paced(Plan(uid("burst")), n_events, a.rate)
         pub.flush()
         try:
@@ -243,7 +212,7 @@ def cmd_burst(a):
         except (HarnessError, RuntimeError) as e:
             log(f"burst: not every session got every update: {e}")
         wall = time.monotonic() - t0
-        cpu1, rcpu1 = run.tocsind_cpu(), run.redis_cpu()
+        cpu1, rcpu1, gcpu1 = run.tocsind_cpu(), run.redis_cpu(), run.gens_cpu()
         m = benchlib.merge(run.gens.collect())
         lat = run.gens.samples()
     span_s = (m["last_rx_us"] - m["first_ts_us"]) / 1e6 if m["first_ts_us"] else float("nan")
@@ -252,6 +221,7 @@ def cmd_burst(a):
          "deliveries_per_s": m["updates"] / span_s if span_s > 0 else float("nan"),
          "tocsind_cpu_s": cpu1 - cpu0, "tocsind_cpu_pct": 100 * (cpu1 - cpu0) / wall,
          "redis_cpu_s": rcpu1 - rcpu0, "span_s": span_s, "bad": checked_bad(m),
+         "generator_cpu_pct": 100 * (gcpu1 - gcpu0) / wall / len(run.gens.per),
          "samples_dropped": m["samples_dropped"]}
     r.update(lat_figures(lat))
     r["ok"] = not r["bad"] and m["updates"] == expect and m["sessions_done"] == a.sessions
@@ -268,6 +238,7 @@ def cmd_burst(a):
         ("tocsind CPU (s, % of one core)",
          f"{fmt(r['tocsind_cpu_s'], 2)} ({fmt(r['tocsind_cpu_pct'], 0)} %)"),
         ("redis-server CPU (s)", fmt(r["redis_cpu_s"], 2)),
+        ("generator busy (% of one core per process)", fmt(r["generator_cpu_pct"], 0)),
     ]))
     return [r]
 
@@ -473,26 +444,14 @@ def main():
     a.wsload = find_wsload(a.build_dir) if a.cmd != "ingest" else None
     a.top = tempfile.mkdtemp(prefix=f"tocsin-{a.cmd}-")
 
-    def on_term(_sig, _frame):
-        raise KeyboardInterrupt  # unwinds through every finally: servers stop
-
-    signal.signal(signal.SIGTERM, on_term)
-    rows, ok = [], False
-    try:
+    def body():
         rows = {"fanout": cmd_fanout, "idle": cmd_idle, "burst": cmd_burst, "storm": cmd_storm,
                 "ingest": cmd_ingest}[a.cmd](a)
-        ok = all(r["ok"] for r in rows)
-    except KeyboardInterrupt:
-        log("interrupted: every process started was stopped")
-    except Exception as e:  # report, then clean up below
-        log(f"failed: {e}")
-    if a.json:
-        print(json.dumps(rows))
-    if a.keep or not ok:
-        log(f"logs kept in {a.top}")
-    else:
-        shutil.rmtree(a.top, ignore_errors=True)
-    return 0 if ok else 1
+        if a.json:
+            print(json.dumps(rows))
+        return all(r["ok"] for r in rows)
+
+    return guarded(log, a.top, a.keep, body)
 
 
 if __name__ == "__main__":

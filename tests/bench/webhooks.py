@@ -24,7 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 
 import helpers  # noqa: E402
-from fanout import proc_cpu_s, stop  # noqa: E402
+from benchlib import proc_cpu_s, stop  # noqa: E402
 from helpers import DevKafka, RedisServer, Tocsind, event, uid, wait_until  # noqa: E402
 from webhook_receiver import TOKEN, create  # noqa: E402
 
