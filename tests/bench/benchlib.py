@@ -23,6 +23,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 import helpers  # noqa: E402
 from helpers import DevKafka, RedisServer, free_port, http_get, wait_until  # noqa: E402
 
+# tocsin-wsload's catch-up histogram: bucket upper edges in ms (the last: later).
+CATCHUP_EDGES_MS = (250, 500, 1000, 1500, 2000, 2500, 3000, 5000)
 # One generator process holds at most this many sessions (fd limit 20,000).
 MAX_PER_PROC = 19000
 SOURCE_IPS = ",".join(f"127.0.0.{i}" for i in range(2, 10))
@@ -380,6 +382,8 @@ def merge(results):
             p = per.setdefault(k, [ts, first, last])
             p[0], p[1], p[2] = min(p[0], ts), min(p[1], first), max(p[2], last)
     m["per_update"] = [per[k] for k in sorted(per)]
+    hists = [r["catchup_hist"] for r in results if r.get("catchup_hist")]
+    m["catchup_hist"] = [sum(h) for h in zip(*hists)] if hists else []
     m["verified_bad"] = (m["errors"] + m["gaps"] + m["dups"] + m["foreign"] + m["unchecked"]
                          + m["resets"] + m["epoch_changes"])
     return m

@@ -319,6 +319,8 @@ def cmd_storm(a):
     deltas.pop("info", None)
     top = ", ".join(f"{k} {v}" for k, v in sorted(deltas.items(), key=lambda x: -x[1])[:6])
     window = t_done - t0
+    edges = [f"≤{e:,}" for e in benchlib.CATCHUP_EDGES_MS] + ["later"]
+    catchup = ", ".join(f"{e}: {fmt(n)}" for e, n in zip(edges, m["catchup_hist"]) if n)
     r = {"sessions": a.sessions, "ready": ready, "before": n_before, "during": n_during,
          "expected": expect, "deliveries": m["updates"], "reconnects": m["reconnects"],
          "rewelcomed": m["rewelcomed"], "sessions_done": m["sessions_done"],
@@ -326,7 +328,8 @@ def cmd_storm(a):
          "caught_up_ms": caught_ms, "bad": checked_bad(m), "redis_commands": cmds,
          "redis_commands_no_info": sum(deltas.values()), "redis_top": top or "none",
          "redis_peak_clients": sampler.peak_clients, "redis_peak_ops": sampler.peak_ops,
-         "tocsind_cpu_s": cpu1 - cpu0, "window_s": window}
+         "tocsind_cpu_s": cpu1 - cpu0, "window_s": window, "catchup": catchup,
+         "catchup_hist": m["catchup_hist"]}
     r["ok"] = (not r["bad"] and m["sessions_done"] == a.sessions and m["updates"] == expect
                and m["rewelcomed"] == a.sessions)
     print(md_table(["figure", "value"], [
@@ -337,6 +340,7 @@ def cmd_storm(a):
          f"{fmt(m['updates'])} / {fmt(expect)} ({fmt(m['sessions_done'])})"),
         ("signal → every session welcomed again (ms)", fmt(welcome_ms)),
         ("**signal → every session caught up (ms)**", f"**{fmt(caught_ms)}**"),
+        ("sessions caught up within … ms of the signal", r["catchup"]),
         ("errors, gaps, duplicates, foreign, resets", r["bad"] or "none"),
         ("tocsind CPU during the storm (s)", fmt(r["tocsind_cpu_s"], 2)),
         ("Redis commands during the storm (without our INFO)",

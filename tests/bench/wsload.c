@@ -457,6 +457,11 @@ report(struct wl_ctx *c, const struct opts *o, uint64_t start_us, const char *sa
            (unsigned long long)c->rewelcomed, (unsigned long long)c->resumed_closes,
            (unsigned long long)c->trigger_us, (unsigned long long)c->rewelcome_us,
            (unsigned long long)c->caught_up_us);
+    printf(",\"catchup_hist\":[");
+    for (i = 0; i < WL_CATCHUP_BUCKETS; i++) {
+        printf("%s%llu", i ? "," : "", (unsigned long long)c->catchup_hist[i]);
+    }
+    printf("]");
     /* [bench_ts_us, first receive, last receive] of each session's k-th update. */
     printf(",\"per_update\":[");
     for (i = 0; i < c->upd_tracked && c->upd_ts[i] != 0; i++) {

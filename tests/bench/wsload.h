@@ -43,6 +43,9 @@ enum wl_peer {
 /* Per-update figures (first ts, first and last receive time) are kept for the
  * first this many updates of a session: enough for repeated single updates. */
 #define WL_MAX_TRACKED_UPDATES 4096
+/* Buckets of the time from a reconnect trigger to a session's catch-up. */
+#define WL_CATCHUP_BUCKETS 9
+extern const unsigned wl_catchup_edges_ms[WL_CATCHUP_BUCKETS - 1];
 /* Incidents told apart by --check (incident.bench_c.i); others are unchecked. */
 #define WL_MAX_INCIDENTS 16
 
@@ -143,6 +146,9 @@ struct wl_ctx {
     uint64_t trigger_us;     /* wall clock of the last reconnect trigger */
     uint64_t rewelcome_us;   /* wall clock when the last reconnected session got its welcome */
     uint64_t caught_up_us;   /* wall clock when the last session reached its expect */
+    /* Sessions that reached their expect within wl_catchup_edges_ms[i] of the
+     * last trigger (the last bucket: later); only after a trigger. */
+    uint64_t catchup_hist[WL_CATCHUP_BUCKETS];
     uint32_t expect;
     uint64_t first_ts_us;   /* smallest bench_ts_us seen (wall clock) */
     uint64_t first_rx_us;   /* wall clock of the first update received */

@@ -624,6 +624,26 @@ track_update(struct wl_ctx *c, uint32_t k, uint64_t ts, uint64_t now)
     c->upd_last[k] = now;
 }
 
+const unsigned wl_catchup_edges_ms[WL_CATCHUP_BUCKETS - 1] = {250,  500,  1000, 1500,
+                                                              2000, 2500, 3000, 5000};
+
+/* A session caught up at now: into its bucket of time since the trigger. */
+static void
+count_catchup(struct wl_ctx *c, uint64_t now)
+{
+    uint64_t ms;
+    size_t i = 0;
+
+    if (c->trigger_us == 0 || now < c->trigger_us) {
+        return;
+    }
+    ms = (now - c->trigger_us) / 1000;
+    while (i < WL_CATCHUP_BUCKETS - 1 && ms > wl_catchup_edges_ms[i]) {
+        i++;
+    }
+    c->catchup_hist[i]++;
+}
+
 static void
 on_update(struct wl_ctx *c, struct wl_session *s, const struct wl_scan *m)
 {
@@ -637,6 +657,7 @@ on_update(struct wl_ctx *c, struct wl_session *s, const struct wl_scan *m)
         s->done_counted = true;
         c->sessions_done++;
         c->caught_up_us = now;
+        count_catchup(c, now);
     }
     if (m->ts == 0) {
         c->errors++; /* an update without bench_ts_us cannot be timed */

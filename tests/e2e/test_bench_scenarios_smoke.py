@@ -59,6 +59,7 @@ def test_storm_resumes_every_session_with_since():
     assert r["deliveries"] == r["expected"] and r["sessions_done"] == 50, diag
     assert r["bad"] == "", diag
     assert 0 < r["caught_up_ms"] < 30000, diag
+    assert sum(r["catchup_hist"]) == 50, diag  # every session timed from the signal
 
 
 @pytest.mark.timeout(150)
