@@ -459,46 +459,66 @@ def filter_query(flt):
     return "&".join(parts)
 
 
+def tables(groups=1):
+    """(incidents, filters) for groups copies of INCIDENTS and FILTERS, each
+    copy on its own components (c0-g1, ...): a session then gets 1/groups of
+    what it gets with one group, at the same event rate."""
+    if groups == 1:
+        return list(INCIDENTS), list(FILTERS)
+
+    def comps(cs, g):
+        return tuple(f"{c}-g{g}" for c in cs)
+
+    incidents = [(comps(c, g), r, i) for g in range(groups) for c, r, i in INCIDENTS]
+    filters = [dict(f, components=comps(f["components"], g))
+               for g in range(groups) for f in FILTERS]
+    return incidents, filters
+
+
 class Plan:
     """The events of one run, in publish order: event k belongs to incident
-    k mod len(INCIDENTS). tag makes the incident ids unique to the run."""
+    k mod the incidents. tag makes the incident ids unique to the run."""
 
-    def __init__(self, tag):
-        self.ids = [f"{tag}-{i}" for i in range(len(INCIDENTS))]
-        self.versions = [0] * len(INCIDENTS)
-        self.ctr = [[0] * len(FILTERS) for _ in INCIDENTS]  # [incident][filter]
-        self.per_filter = [0] * len(FILTERS)  # events each filter matched so far
+    def __init__(self, tag, groups=1):
+        self.incidents, self.filters = tables(groups)
+        self.ids = [f"{tag}-{i}" for i in range(len(self.incidents))]
+        self.versions = [0] * len(self.incidents)
+        self.ctr = [[0] * len(self.filters) for _ in self.incidents]  # [incident][filter]
+        self.match = [[f for f, flt in enumerate(self.filters) if matches(flt, inc)]
+                      for inc in self.incidents]
         self.published = 0
 
-    @staticmethod
-    def expected(n_events):
+    def expected(self, n_events):
         """Updates a session of each filter gets from the first n events."""
-        out = [0] * len(FILTERS)
-        for k in range(n_events):
-            inc = INCIDENTS[k % len(INCIDENTS)]
-            for f, flt in enumerate(FILTERS):
-                out[f] += matches(flt, inc)
+        out = [0] * len(self.filters)
+        rounds, rest = divmod(n_events, len(self.incidents))
+        for i, fs in enumerate(self.match):
+            for f in fs:
+                out[f] += rounds + (i < rest)
         return out
 
-    @staticmethod
-    def write_filters(path, n_events):
+    def write_filters(self, path, n_events):
         """tocsin-wsload's --filters file: "EXPECT QUERY" per filter."""
         with open(path, "w") as f:
-            for flt, n in zip(FILTERS, Plan.expected(n_events)):
+            for flt, n in zip(self.filters, self.expected(n_events)):
                 f.write(f"{n} {filter_query(flt)}\n")
+
+    def expected_deliveries(self, gens, n_events):
+        """Updates the sessions of gens must get from the first n events:
+        tocsin-wsload gives session i of a process filter line i mod lines."""
+        exp = self.expected(n_events)
+        return sum(exp[i % len(exp)] for n in gens.per for i in range(n))
 
     def next_event(self):
         """The next event (bench_ts_us is set by the publisher)."""
-        i = self.published % len(INCIDENTS)
+        i = self.published % len(self.incidents)
         self.published += 1
-        comps, regions, impact = INCIDENTS[i]
+        comps, regions, impact = self.incidents[i]
         self.versions[i] += 1
         ctrs = {"i": i}
-        for f, flt in enumerate(FILTERS):
-            if matches(flt, INCIDENTS[i]):
-                self.ctr[i][f] += 1
-                self.per_filter[f] += 1
-                ctrs[str(f)] = self.ctr[i][f]
+        for f in self.match[i]:
+            self.ctr[i][f] += 1
+            ctrs[str(f)] = self.ctr[i][f]
         ev = helpers.event(self.ids[i], self.versions[i], impact=impact, components=comps,
                            regions=regions, title=f"bench {self.ids[i]} v{self.versions[i]}")
         ev["occurred_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -562,13 +582,6 @@ def checked_bad(m):
     keys = ("errors", "gaps", "dups", "foreign", "unchecked", "resets", "epoch_changes",
             "server_closes")
     return ", ".join(f"{k} {m[k]}" for k in keys if m.get(k))
-
-
-def expected_deliveries(gens, n_events):
-    """Updates the sessions of gens must get from the plan's first n events:
-    tocsin-wsload gives session i of a process filter line i mod len(FILTERS)."""
-    exp = Plan.expected(n_events)
-    return sum(exp[i % len(FILTERS)] for n in gens.per for i in range(n))
 
 
 def guarded(log, top, keep, body):

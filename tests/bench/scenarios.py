@@ -23,8 +23,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import benchlib  # noqa: E402  (also puts tests/e2e on sys.path)
-from benchlib import (DEFAULT_BUILD_DIR, FILTERS, Generators, Plan, Stack,  # noqa: E402
-                      checked_bad, cpu_precise_s, expected_deliveries, find_wsload, fmt, md_table, pct, proc_status,
+from benchlib import (DEFAULT_BUILD_DIR, Generators, Plan, Stack,  # noqa: E402
+                      checked_bad, cpu_precise_s, find_wsload, fmt, md_table, pct, proc_status,
                       guarded, raise_nofile, warm_up)
 from helpers import HarnessError, event, uid  # noqa: E402
 
@@ -197,15 +197,16 @@ def cmd_burst(a):
     with Run(a, "burst") as run:
         _, pub = warm_up(run.stack)
         filters = os.path.join(run.tmp, "filters")
-        Plan.write_filters(filters, n_events)
+        plan = Plan(uid("burst"), a.groups)
+        plan.write_filters(filters, n_events)
         ready, _ = run.generators(a.sessions, extra=["--filters", filters, "--check"],
                                   hold_s=a.seconds)
-        expect = expected_deliveries(run.gens, n_events)
-        log(f"burst: {n_events} events at {a.rate}/s over {len(FILTERS)} filters; "
+        expect = plan.expected_deliveries(run.gens, n_events)
+        log(f"burst: {n_events} events at {a.rate}/s over {len(plan.filters)} filters; "
             f"{expect} deliveries expected")
         cpu0, rcpu0, t0 = run.tocsind_cpu(), run.redis_cpu(), time.monotonic()
         gcpu0 = run.gens_cpu()
-        pub.paced(Plan(uid("burst")), n_events, a.rate)
+        pub.paced(plan, n_events, a.rate)
         pub.flush()
         try:
             run.gens.wait_done(a.deliver_timeout)
@@ -226,7 +227,7 @@ def cmd_burst(a):
     r.update(lat_figures(lat))
     r["ok"] = not r["bad"] and m["updates"] == expect and m["sessions_done"] == a.sessions
     print(md_table(["figure", "value"], [
-        ("sessions (ready) / filters", f"{fmt(a.sessions)} ({fmt(ready)}) / {len(FILTERS)}"),
+        ("sessions (ready) / filters", f"{fmt(a.sessions)} ({fmt(ready)}) / {len(plan.filters)}"),
         ("events (rate × seconds)", f"{fmt(n_events)} ({a.rate:g}/s × {a.seconds:g} s)"),
         ("deliveries / expected (sessions with all)",
          f"{fmt(m['updates'])} / {fmt(expect)} ({fmt(m['sessions_done'])})"),
@@ -278,10 +279,10 @@ def cmd_storm(a):
     with Run(a, "storm") as run:
         seq0, pub = warm_up(run.stack)
         filters = os.path.join(run.tmp, "filters")
-        Plan.write_filters(filters, n_before + n_during)
+        plan = Plan(uid("storm"), a.groups)
+        plan.write_filters(filters, n_before + n_during)
         ready, _ = run.generators(a.sessions, extra=["--filters", filters, "--check",
                                                      "--drop-after", "1"])
-        plan = Plan(uid("storm"))
         for _ in range(n_before):
             pub.send(plan.next_event())
         pub.flush()
@@ -309,7 +310,7 @@ def cmd_storm(a):
         sampler.join(5)
         info1, cs1 = rc.info(), commandstats(rc)
         m = benchlib.merge(run.gens.collect())
-        expect = expected_deliveries(run.gens, n_before + n_during)
+        expect = plan.expected_deliveries(run.gens, n_before + n_during)
     trigger_us = m["trigger_us"] or int(t0 * 1e6)
     caught_ms = ms(m["caught_up_us"] - int(t0 * 1e6)) if m["caught_up_us"] else float("nan")
     welcome_ms = ms(m["rewelcome_us"] - int(t0 * 1e6)) if m["rewelcome_us"] else float("nan")
@@ -333,7 +334,7 @@ def cmd_storm(a):
     r["ok"] = (not r["bad"] and m["sessions_done"] == a.sessions and m["updates"] == expect
                and m["rewelcomed"] == a.sessions)
     print(md_table(["figure", "value"], [
-        ("sessions (ready) / filters", f"{fmt(a.sessions)} ({fmt(ready)}) / {len(FILTERS)}"),
+        ("sessions (ready) / filters", f"{fmt(a.sessions)} ({fmt(ready)}) / {len(plan.filters)}"),
         ("events before the drop / in the gap", f"{n_before} / {n_during}"),
         ("reconnects (welcomed again)", f"{fmt(m['reconnects'])} ({fmt(m['rewelcomed'])})"),
         ("deliveries / expected (sessions caught up)",
@@ -439,10 +440,14 @@ def main():
     p.add_argument("--sessions", type=int, default=10000)
     p.add_argument("--rate", type=float, default=100, help="events per second")
     p.add_argument("--seconds", type=float, default=30)
+    p.add_argument("--groups", type=int, default=1,
+                   help="copies of the 16 incidents and filters on their own components: "
+                        "each session gets 1/groups of the events")
     p = sub.add_parser("storm", help="every session drops and resumes with since at once")
     p.add_argument("--sessions", type=int, default=10000)
     p.add_argument("--before", type=int, default=16, help="events before the drop")
     p.add_argument("--during", type=int, default=64, help="events while the sessions are away")
+    p.add_argument("--groups", type=int, default=1, help="as for burst")
     p = sub.add_parser("ingest", help="events/s through Kafka -> Redis -> history, no sessions")
     p.add_argument("--events", type=int, default=20000)
     p.add_argument("--incidents", type=int, default=100)
@@ -454,8 +459,10 @@ def main():
     a.sessions_max = max(sess)
     if getattr(a, "trials", 1) < 1 or getattr(a, "events", 1) < 1 or a.connect_rate <= 0:
         ap.error("--trials, --events and --connect-rate must be positive")
-    if a.cmd == "storm" and a.before < len(FILTERS):
-        ap.error(f"--before must be at least {len(FILTERS)}: every filter gets one update")
+    if a.cmd in ("burst", "storm") and not 1 <= a.groups <= 16:
+        ap.error("--groups: 1 to 16")
+    if a.cmd == "storm" and a.before < 16 * a.groups:
+        ap.error(f"--before must be at least {16 * a.groups}: every filter gets one update")
     if a.cmd == "burst" and (a.rate <= 0 or a.seconds <= 0):
         ap.error("--rate and --seconds must be positive")
     soft, hard = raise_nofile()  # the servers and generators inherit it

@@ -23,8 +23,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import benchlib  # noqa: E402  (also puts tests/e2e on sys.path)
-from benchlib import (DEFAULT_BUILD_DIR, FILTERS, Generators, Plan, Stack,  # noqa: E402
-                      checked_bad, expected_deliveries, find_wsload, fmt, md_table, proc_fds,
+from benchlib import (DEFAULT_BUILD_DIR, Generators, Plan, Stack,  # noqa: E402
+                      checked_bad, find_wsload, fmt, md_table, proc_fds,
                       guarded, proc_status, raise_nofile, warm_up)
 from helpers import HarnessError, uid  # noqa: E402
 
@@ -121,14 +121,15 @@ def run(a):
         stack.start_servers(a.sessions)
         _, pub = warm_up(stack)
         filters = os.path.join(a.top, "filters")
-        Plan.write_filters(filters, n_events)
+        plan = Plan(uid("soak"), a.groups)
+        plan.write_filters(filters, n_events)
         bound = a.sessions / a.connect_rate + 30
         gens = Generators(a.wsload, stack.ws_url(), a.top, a.sessions, a.connect_rate,
                           bound + a.minutes * 60 + a.deliver_timeout + 60, procs=a.procs,
                           extra=["--filters", filters, "--check", "--churn", f"{a.churn:g}",
                                  "--resume-on-close"])
         r = gens.wait_ready()
-        expect = expected_deliveries(gens, n_events)
+        expect = plan.expected_deliveries(gens, n_events)
         log(f"{r['ready']} sessions ready ({r['failed']} failed); {n_events} events at "
             f"{a.rate:g}/s for {a.minutes:g} min, churn {a.churn:g} %/min; "
             f"{expect} deliveries expected")
@@ -137,7 +138,7 @@ def run(a):
         sampler.sample()
         sampler.start()
         stopping = threading.Event()
-        took = pub.paced(Plan(uid("soak")), n_events, a.rate, stop_flag=stopping.is_set)
+        took = pub.paced(plan, n_events, a.rate, stop_flag=stopping.is_set)
         pub.flush()
         log(f"published {pub.sent - 1} events in {took:.1f}s")
         try:
@@ -153,7 +154,8 @@ def run(a):
         m = benchlib.merge(gens.collect())
         ok, checks = verdict(a, m, expect, sampler.rows, problems, alive)
         return {"ok": ok, "checks": checks, "rows": sampler.rows, "merged": m,
-                "expect": expect, "events": n_events, "ready": r["ready"]}
+                "expect": expect, "events": n_events, "ready": r["ready"],
+                "filters": len(plan.filters)}
     finally:
         if sampler is not None:
             sampler.halt.set()
@@ -175,7 +177,7 @@ def print_report(a, res):
     print()
     m = res["merged"]
     print(md_table(["figure", "value"], [
-        ("sessions (ready) / filters", f"{fmt(a.sessions)} ({fmt(res['ready'])}) / {len(FILTERS)}"),
+        ("sessions (ready) / filters", f"{fmt(a.sessions)} ({fmt(res['ready'])}) / {res['filters']}"),
         ("events (rate × minutes)", f"{fmt(res['events'])} ({a.rate:g}/s × {a.minutes:g})"),
         ("deliveries / expected", f"{fmt(m['updates'])} / {fmt(res['expect'])}"),
         ("resumes by churn / after a server close", f"{fmt(m['reconnects'] - m['resumed_closes'])}"
@@ -196,6 +198,9 @@ def main():
     ap.add_argument("--rate", type=float, default=200, help="events per second")
     ap.add_argument("--churn", type=float, default=5,
                     help="percent of the sessions that drop and resume with since per minute")
+    ap.add_argument("--groups", type=int, default=16,
+                    help="copies of the 16 incidents and filters on their own components "
+                         "(1 to 16): each session gets about 1 event in 7 × groups")
     ap.add_argument("--sample-every", type=float, default=10, help="seconds between samples")
     ap.add_argument("--max-rss-growth", type=float, default=25,
                     help="percent (+ 4 MB) RSS may grow after the first quarter of the run")
@@ -208,8 +213,9 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     a = ap.parse_args()
     if (a.minutes <= 0 or a.sessions < 1 or a.rate <= 0 or a.churn < 0 or a.sample_every <= 0
-            or a.connect_rate <= 0):
-        ap.error("--minutes, --sessions, --rate, --sample-every, --connect-rate must be > 0")
+            or a.connect_rate <= 0 or not 1 <= a.groups <= 16):
+        ap.error("--minutes, --sessions, --rate, --sample-every, --connect-rate must be > 0, "
+                 "--groups 1 to 16")
     a.build_dir = os.path.abspath(a.build_dir)
     soft, hard = raise_nofile()
     log(f"RLIMIT_NOFILE {soft}/{hard}")

@@ -135,7 +135,7 @@ usage(void)
           "                       101, every text message is an update (nchan, node ws)\n"
           "  --filters F          one session class a line, \"EXPECT QUERY\": session i\n"
           "                       takes line i mod lines, adds QUERY to the URL's and must\n"
-          "                       get EXPECT updates (0: --expect)\n"
+          "                       get EXPECT updates (0: none due)\n"
           "  --check              check incident.bench_c of every update: per incident\n"
           "                       slot (\"i\") its filter's counter is 1 first, then +1\n"
           "                       (else gaps, duplicates); absent: a foreign incident\n"

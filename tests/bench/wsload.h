@@ -38,7 +38,7 @@ enum wl_peer {
 
 /* Filters given with --filters; more are refused. A filter's query must fit
  * the request line with the path, since and epoch (WL_WBUF_SIZE). */
-#define WL_MAX_FILTERS 64
+#define WL_MAX_FILTERS 256
 #define WL_EPOCH_MAX   64
 /* Per-update figures (first ts, first and last receive time) are kept for the
  * first this many updates of a session: enough for repeated single updates. */
@@ -47,7 +47,7 @@ enum wl_peer {
 #define WL_CATCHUP_BUCKETS 9
 extern const unsigned wl_catchup_edges_ms[WL_CATCHUP_BUCKETS - 1];
 /* Incidents told apart by --check (incident.bench_c.i); others are unchecked. */
-#define WL_MAX_INCIDENTS 16
+#define WL_MAX_INCIDENTS 256
 
 /* One session class of --filters: the query it subscribes with and how many
  * updates each of its sessions must get. Its index is the key the publisher

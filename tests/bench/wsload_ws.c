@@ -525,6 +525,39 @@ parse_response(struct wl_ctx *c, struct wl_session *s)
     return end - h;
 }
 
+uint32_t
+wl_session_expect(const struct wl_ctx *c, const struct wl_session *s)
+{
+    return c->nfilters > 0 ? c->filters[s->filter].expect : c->expect;
+}
+
+/* Whether sessions wait for a count at all: a --filters line always gives
+ * one (0: nothing is due, done once ready), else --expect > 0. */
+static bool
+has_expect(const struct wl_ctx *c)
+{
+    return c->nfilters > 0 || c->expect > 0;
+}
+
+static void count_catchup(struct wl_ctx *c, uint64_t now);
+
+/* Counts s done once it got its expect (and is ready). */
+static void
+count_done(struct wl_ctx *c, struct wl_session *s)
+{
+    uint64_t now;
+
+    if (s->done_counted || !s->ready_counted || !has_expect(c) ||
+        s->updates < wl_session_expect(c, s)) {
+        return;
+    }
+    now = wl_wall_us();
+    s->done_counted = true;
+    c->sessions_done++;
+    c->caught_up_us = now;
+    count_catchup(c, now);
+}
+
 /* Counts s as ready once it got welcome and snapshot (a raw peer's session
  * is ready on its 101: both are set then). */
 static void
@@ -535,15 +568,7 @@ count_ready(struct wl_ctx *c, struct wl_session *s)
         c->ready++;
         c->last_ready_us = wl_mono_us();
     }
-}
-
-uint32_t
-wl_session_expect(const struct wl_ctx *c, const struct wl_session *s)
-{
-    if (c->nfilters > 0 && c->filters[s->filter].expect > 0) {
-        return c->filters[s->filter].expect;
-    }
-    return c->expect;
+    count_done(c, s);
 }
 
 /* Keeps one latency sample; past the cap, thins the kept ones to every other
@@ -648,17 +673,11 @@ static void
 on_update(struct wl_ctx *c, struct wl_session *s, const struct wl_scan *m)
 {
     uint64_t now = wl_wall_us(), lat;
-    uint32_t expect = wl_session_expect(c, s);
 
     check_update(c, s, m);
     s->updates++;
     c->updates++;
-    if (expect > 0 && s->updates == expect && !s->done_counted) {
-        s->done_counted = true;
-        c->sessions_done++;
-        c->caught_up_us = now;
-        count_catchup(c, now);
-    }
+    count_done(c, s);
     if (m->ts == 0) {
         c->errors++; /* an update without bench_ts_us cannot be timed */
         return;
@@ -923,7 +942,7 @@ wl_session_close(struct wl_ctx *c, struct wl_session *s, bool is_error, const ch
     if (!s->ready_counted) {
         c->dead_unready++;
     }
-    if (wl_session_expect(c, s) > 0 && !s->done_counted) {
+    if (has_expect(c) && !s->done_counted) {
         c->dead_undone++;
     }
 }

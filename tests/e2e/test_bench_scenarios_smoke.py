@@ -99,7 +99,7 @@ def test_ingest_rows_for_both_fsync_settings():
 @pytest.mark.timeout(200)
 def test_soak_short_run_passes_with_churn():
     rc, res, diag = run_script("soak.py", ["--json", "--minutes", "0.15", "--sessions", "60",
-                                           "--rate", "20", "--churn", "100",
+                                           "--rate", "20", "--churn", "100", "--groups", "1",
                                            "--sample-every", "1"], 90)
     assert rc == 0, diag
     assert res["ok"] and "**verdict: PASS**" in diag, diag
