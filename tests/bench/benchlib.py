@@ -21,7 +21,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 
 import helpers  # noqa: E402
-from helpers import DevKafka, RedisServer, free_port, http_get, wait_until  # noqa: E402
+from helpers import (DevKafka, RedisServer, free_port, http_get, parse_metrics,  # noqa: E402
+                     tail_file, wait_until)
 
 # tocsin-wsload's catch-up histogram: bucket upper edges in ms (the last: later).
 CATCHUP_EDGES_MS = (250, 500, 1000, 1500, 2000, 2500, 3000, 5000)
@@ -91,12 +92,18 @@ def proc_fds(pid):
         return None
 
 
-def find_wsload(build_dir):
+def find_bench_binary(build_dir, name):
+    """tests/bench/<name> under build_dir, else under build-bench/; exits if
+    neither has it."""
     for d in (build_dir, os.path.join(HERE, "..", "..", "build-bench")):
-        p = os.path.join(d, "tests", "bench", "tocsin-wsload")
+        p = os.path.join(d, "tests", "bench", name)
         if os.access(p, os.X_OK):
             return p
-    sys.exit(f"bench: tocsin-wsload is not built under {build_dir}/tests/bench")
+    sys.exit(f"bench: {name} is not built under {build_dir}/tests/bench")
+
+
+def find_wsload(build_dir):
+    return find_bench_binary(build_dir, "tocsin-wsload")
 
 
 def stop(proc, timeout=10):
@@ -206,26 +213,14 @@ class Stack:
         return f"ws://127.0.0.1:{self.port}/v1/ws" + (f"?{query}" if query else "")
 
     def log_tail(self, n=30):
-        try:
-            with open(self.tocsind_log, errors="replace") as f:
-                return "".join(f.readlines()[-n:])
-        except OSError:
-            return ""
+        return tail_file(self.tocsind_log, n)
 
     def metrics(self):
         """/metrics as {'name{labels}': value}."""
         status, _, body = http_get(f"{self.url}/metrics", timeout=5)
         if status != 200:
             raise RuntimeError(f"/metrics answered {status}")
-        out = {}
-        for line in body.decode().splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                try:
-                    out[name] = float(value)
-                except ValueError:
-                    continue
-        return out
+        return parse_metrics(body.decode())
 
     def hub_seq(self):
         """The last seq tocsind delivered from the history stream."""

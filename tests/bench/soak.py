@@ -24,7 +24,7 @@ sys.path.insert(0, HERE)
 
 import benchlib  # noqa: E402  (also puts tests/e2e on sys.path)
 from benchlib import (DEFAULT_BUILD_DIR, Generators, Plan, Stack,  # noqa: E402
-                      checked_bad, find_wsload, fmt, md_table, proc_fds,
+                      checked_bad, find_wsload, fmt, md_table, pct, proc_fds,
                       guarded, proc_status, raise_nofile, warm_up)
 from helpers import HarnessError, uid  # noqa: E402
 
@@ -152,6 +152,8 @@ def run(a):
         # Before the shutdown's own lines; after start-up's.
         problems = log_problems(stack.tocsind_log)[startup_lines:]
         m = benchlib.merge(gens.collect())
+        lat = gens.samples()
+        m["p50_ms"], m["p99_ms"] = pct(lat, 0.5) / 1000.0, pct(lat, 0.99) / 1000.0
         ok, checks = verdict(a, m, expect, sampler.rows, problems, alive)
         return {"ok": ok, "checks": checks, "rows": sampler.rows, "merged": m,
                 "expect": expect, "events": n_events, "ready": r["ready"],
@@ -182,7 +184,8 @@ def print_report(a, res):
         ("deliveries / expected", f"{fmt(m['updates'])} / {fmt(res['expect'])}"),
         ("resumes by churn / after a server close", f"{fmt(m['reconnects'] - m['resumed_closes'])}"
                                                      f" / {fmt(m['resumed_closes'])}"),
-        ("latency max (ms)", fmt(m["max_ms"])),
+        ("latency p50 / p99 / max (ms; a resumed session's replay counts from the publish)",
+         f"{fmt(m['p50_ms'])} / {fmt(m['p99_ms'])} / {fmt(m['max_ms'])}"),
     ]))
     print()
     print(md_table(["check", "result", "detail"],
