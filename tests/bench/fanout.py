@@ -12,182 +12,36 @@ import argparse
 import json
 import math
 import os
-import resource
 import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
+sys.path.insert(0, HERE)
 
-import helpers  # noqa: E402
-from helpers import DevKafka, RedisServer, event, free_port, http_get, uid, wait_until  # noqa: E402
-
-# One generator process holds at most this many sessions (fd limit 20,000).
-MAX_PER_PROC = 19000
-SOURCE_IPS = ",".join(f"127.0.0.{i}" for i in range(2, 10))
+import benchlib  # noqa: E402  (also puts tests/e2e on sys.path)
+from benchlib import (MAX_PER_PROC, Generators, Stack, find_wsload,  # noqa: E402,F401
+                      proc_cpu_s, proc_status, raise_nofile)
+from helpers import HarnessError, event, uid  # noqa: E402
 
 
 def log(msg):
     print(f"fanout: {msg}", file=sys.stderr, flush=True)
 
 
-def raise_nofile():
-    """Soft RLIMIT_NOFILE up to the hard limit; returns (soft, hard)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)
+class Bench(Stack):
+    """The fan-out run on benchlib's stack (peers.py runs tocsind through it)."""
 
-
-def proc_status(pid, key):
-    """A field of /proc/PID/status in kB (VmRSS, VmHWM), or None."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def proc_cpu_s(pid):
-    """User + system CPU seconds of a process."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def proc_nofile(pid):
-    with open(f"/proc/{pid}/limits") as f:
-        for line in f:
-            if line.startswith("Max open files"):
-                return line.split()[3], line.split()[4]
-    return None, None
-
-
-def find_wsload(build_dir):
-    for d in (build_dir, os.path.join(HERE, "..", "..", "build-bench")):
-        p = os.path.join(d, "tests", "bench", "tocsin-wsload")
-        if os.access(p, os.X_OK):
-            return p
-    sys.exit(f"fanout: tocsin-wsload is not built under {build_dir}/tests/bench")
-
-
-def stop(proc, timeout=10):
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
-
-
-class Bench:
     def __init__(self, args):
+        super().__init__(os.path.abspath(args.build_dir), log=log)
         self.args = args
-        self.tmp = tempfile.mkdtemp(prefix="tocsin-bench-")
-        self.redis = None
-        self.kafka = None
-        self.tocsind = None
-        self.gens = []
-        self.port = None
+        self.gens = None
 
     def start_servers(self):
-        build = self.args.build_dir
-        self.redis = RedisServer().start()
-        self.kafka = DevKafka(partitions=4).start()
-        self.port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
-        env.update({
-            "TOCSIN_HTTP_LISTEN": f"127.0.0.1:{self.port}",
-            "TOCSIN_KAFKA_BROKERS": self.kafka.bootstrap,
-            "TOCSIN_REDIS_URL": self.redis.url,
-            "TOCSIN_LOG_LEVEL": "warn",
-            # Thousands of sessions from each of 8 loopback addresses, opened
-            # in bursts: no per-IP cap may refuse the load generator.
-            "TOCSIN_HTTP_MAX_PENDING_PER_IP": "0",
-            "TOCSIN_HTTP_MAX_CONNECTIONS_PER_IP": "0",
-        })
-        self.tocsind_log = os.path.join(self.tmp, "tocsind.log")
-        with open(self.tocsind_log, "wb") as logf:
-            # preexec_fn: tocsind needs one fd per session, so it gets the
-            # hard limit as its soft limit (the machine's is 20,000).
-            self.tocsind = subprocess.Popen([os.path.join(build, "tocsind")], env=env,
-                                            stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                                            preexec_fn=raise_nofile)
-
-        def ready():
-            if self.tocsind.poll() is not None:
-                return "exited"
-            try:
-                return http_get(f"http://127.0.0.1:{self.port}/readyz", timeout=1)[0] == 200
-            except OSError:
-                return False
-
-        if wait_until(ready, 60, interval=0.2, what="tocsind /readyz") == "exited":
-            raise RuntimeError(f"tocsind exited {self.tocsind.returncode}: {self.log_tail()}")
-        soft, hard = proc_nofile(self.tocsind.pid)
-        log(f"tocsind pid {self.tocsind.pid} on port {self.port}, RLIMIT_NOFILE {soft}/{hard}")
-        if soft.isdigit() and int(soft) < self.args.sessions + 100:
-            log(f"warning: tocsind may open only {soft} files, fewer than the sessions asked")
-
-    def log_tail(self, n=30):
-        try:
-            with open(self.tocsind_log, errors="replace") as f:
-                return "".join(f.readlines()[-n:])
-        except OSError:
-            return ""
-
-    def start_generators(self, wsload):
-        a = self.args
-        procs = a.procs or max(1, math.ceil(a.sessions / MAX_PER_PROC))
-        per = [a.sessions // procs + (1 if i < a.sessions % procs else 0) for i in range(procs)]
-        if max(per) > MAX_PER_PROC:
-            raise SystemExit(f"fanout: {max(per)} sessions per process is over {MAX_PER_PROC}")
-        self.connect_bound = a.sessions / a.connect_rate + 30
-        duration = self.connect_bound + a.deliver_timeout + 30
-        url = f"ws://127.0.0.1:{self.port}/v1/ws?components={a.component}"
-        for i, n in enumerate(per):
-            ready = os.path.join(self.tmp, f"ready.{i}")
-            samples = os.path.join(self.tmp, f"samples.{i}")
-            cmd = [wsload, "--url", url, "--sessions", str(n), "--source-ips", SOURCE_IPS,
-                   "--connect-rate", f"{a.connect_rate / procs:.1f}", "--expect", str(a.updates),
-                   "--duration", f"{duration:.0f}", "--ready-file", ready,
-                   "--samples-file", samples]
-            p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                 stderr=open(os.path.join(self.tmp, f"wsload.{i}.log"), "wb"))
-            self.gens.append({"proc": p, "n": n, "ready": ready, "samples": samples})
-        log(f"{procs} generator process(es): {per} sessions, {a.connect_rate}/s in all")
-
-    def wait_ready(self):
-        def all_ready():
-            for g in self.gens:
-                if g["proc"].poll() is not None and not os.path.exists(g["ready"]):
-                    return "exited"
-            return all(os.path.exists(g["ready"]) for g in self.gens)
-
-        if wait_until(all_ready, self.connect_bound, interval=0.1,
-                      what="generators' ready files") == "exited":
-            raise RuntimeError("a generator exited before its sessions were ready")
-        ready = failed = 0
-        for g in self.gens:
-            with open(g["ready"]) as f:
-                r = json.load(f)
-            ready += r["ready"]
-            failed += r["failed"]
-        return ready, failed
+        super().start_servers(self.args.sessions)
 
     def publish(self):
-        from confluent_kafka import Producer
-
-        p = Producer({"bootstrap.servers": self.kafka.bootstrap, "linger.ms": 0, "acks": "all"})
+        p = self.producer()
         incident = uid("bench")
         errors = []
 
@@ -207,21 +61,6 @@ class Bench:
         if left or errors:
             raise RuntimeError(f"produce failed: {left} unsent, errors {errors}")
 
-    def collect(self):
-        results = []
-        deadline = time.monotonic() + self.args.deliver_timeout + 30
-        for g in self.gens:
-            try:
-                out, _ = g["proc"].communicate(timeout=max(1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                g["proc"].send_signal(signal.SIGTERM)  # it prints its result on SIGTERM
-                out, _ = g["proc"].communicate(timeout=10)
-            line = out.decode().strip().splitlines()
-            if not line:
-                raise RuntimeError(f"a generator printed nothing (exit {g['proc'].returncode})")
-            results.append(json.loads(line[-1]))
-        return results
-
     def run(self):
         a = self.args
         soft, hard = raise_nofile()
@@ -231,8 +70,15 @@ class Bench:
         time.sleep(1)  # let the consumer join its group before we measure
         rss0 = proc_status(self.tocsind.pid, "VmRSS")
         t0 = time.monotonic()
-        self.start_generators(wsload)
-        ready, failed = self.wait_ready()
+        connect_bound = a.sessions / a.connect_rate + 30
+        self.gens = Generators(wsload, self.ws_url(f"components={a.component}"), self.tmp,
+                               a.sessions, a.connect_rate,
+                               connect_bound + a.deliver_timeout + 30, expect=a.updates,
+                               procs=a.procs)
+        log(f"{len(self.gens.per)} generator process(es): {self.gens.per} sessions, "
+            f"{a.connect_rate}/s in all")
+        r = self.gens.wait_ready()
+        ready, failed = r["ready"], r["failed"]
         connect_s = time.monotonic() - t0
         time.sleep(a.settle)
         rss1 = proc_status(self.tocsind.pid, "VmRSS")
@@ -240,20 +86,20 @@ class Bench:
             f"tocsind RSS {rss0} kB -> {rss1} kB")
         cpu0 = proc_cpu_s(self.tocsind.pid)
         self.publish()
-        results = self.collect()
+        try:
+            self.gens.wait_done(a.deliver_timeout)
+        except (HarnessError, RuntimeError) as e:
+            log(f"not every session got every update: {e}")
         cpu1 = proc_cpu_s(self.tocsind.pid)
+        results = self.gens.collect()
         return self.summarize(results, ready, connect_s, rss0, rss1, cpu1 - cpu0)
 
     def summarize(self, results, ready, connect_s, rss0, rss1, cpu_s):
         a = self.args
-        lat = []
-        for g in self.gens:
-            with open(g["samples"]) as f:
-                lat.extend(int(x) for x in f if x.strip())
-        lat.sort()
+        lat = self.gens.samples()
 
         def pct(q):
-            return lat[int((len(lat) - 1) * q)] / 1000.0 if lat else float("nan")
+            return benchlib.pct(lat, q) / 1000.0
 
         firsts = [r["first_ts_us"] for r in results if r["first_ts_us"]]
         lasts = [r["last_rx_us"] for r in results if r["last_rx_us"]]
@@ -327,7 +173,6 @@ def main():
     ap.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, samples)")
     args = ap.parse_args()
-    helpers.BUILD_DIR = args.build_dir  # DevKafka finds tocsin-devkafka there
     if args.sessions < 1 or args.updates < 1 or args.connect_rate <= 0:
         ap.error("--sessions, --updates and --connect-rate must be positive")
 
@@ -344,13 +189,9 @@ def main():
         if b.tocsind is not None:
             log("tocsind log tail:\n" + b.log_tail())
     finally:
-        for g in b.gens:
-            stop(g["proc"])
-        stop(b.tocsind, timeout=15)
-        if b.kafka is not None:
-            b.kafka.stop()
-        if b.redis is not None:
-            b.redis.cleanup()
+        if b.gens is not None:
+            b.gens.stop()
+        b.stop_servers()
         if args.keep or rc != 0:
             log(f"logs and samples kept in {b.tmp}")
         else:

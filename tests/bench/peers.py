@@ -29,10 +29,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import fanout  # noqa: E402  (also puts tests/e2e on sys.path)
+import benchlib  # noqa: E402  (also puts tests/e2e on sys.path)
+import fanout  # noqa: E402
 import helpers  # noqa: E402
-from fanout import MAX_PER_PROC, SOURCE_IPS, proc_cpu_s, raise_nofile, stop  # noqa: E402
-from helpers import event, free_port, http_get, uid, wait_until  # noqa: E402
+from benchlib import (MAX_PER_PROC, Generators, cpu_precise_s, proc_status, raise_nofile,  # noqa: E402
+                      stop)
+from helpers import HarnessError, event, free_port, http_get, uid, wait_until  # noqa: E402
 
 PEERS = ("tocsind", "nchan-1w", "nchan-2w", "node")
 NODE_DIR = os.path.join(HERE, "peers", "node")
@@ -73,24 +75,11 @@ def proc_pss_kb(pid):
                     return int(line.split()[1])
     except OSError:
         pass
-    return fanout.proc_status(pid, "VmRSS") or 0
+    return proc_status(pid, "VmRSS") or 0
 
 
-def cpu_precise_s(pid):
-    """CPU seconds of every live thread of pid, from the scheduler's
-    nanosecond run time (user + system); /proc/PID/stat's 10 ms ticks are too
-    coarse for one update to a few thousand sessions."""
-    total = 0
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            try:
-                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                    total += int(f.read().split()[0])
-            except (OSError, ValueError, IndexError):
-                continue
-    except OSError:
-        return proc_cpu_s(pid)
-    return total / 1e9
+def gens_cpu_s(gens):
+    return sum(cpu_precise_s(p) for p in gens.pids())
 
 
 def children(pid):
@@ -184,110 +173,6 @@ def read_response(rf):
 # ----------------------------------------------------------------- generators
 
 
-class Generators:
-    """tocsin-wsload processes for one peer: started together; each writes a
-    ready file, then a done file once its sessions got every update, holds
-    them open until SIGTERM, and prints one JSON line and a samples file."""
-
-    def __init__(self, wsload, url, peer_mode, a, tmp):
-        self.wsload = wsload
-        self.url = url
-        self.peer_mode = peer_mode
-        self.a = a
-        self.tmp = tmp
-        self.gens = []
-        self.connect_bound = a.sessions / a.connect_rate + 30
-
-    def start(self):
-        a = self.a
-        procs = a.procs or max(1, math.ceil(a.sessions / MAX_PER_PROC))
-        per = [a.sessions // procs + (1 if i < a.sessions % procs else 0) for i in range(procs)]
-        if max(per) > MAX_PER_PROC:
-            raise SystemExit(f"peers: {max(per)} sessions per process is over {MAX_PER_PROC}")
-        duration = self.connect_bound + a.deliver_timeout + 30
-        for i, n in enumerate(per):
-            ready = os.path.join(self.tmp, f"ready.{i}")
-            done = os.path.join(self.tmp, f"done.{i}")
-            samples = os.path.join(self.tmp, f"samples.{i}")
-            cmd = [self.wsload, "--url", self.url, "--peer", self.peer_mode, "--sessions", str(n),
-                   "--source-ips", SOURCE_IPS, "--connect-rate", f"{a.connect_rate / procs:.1f}",
-                   "--expect", str(a.updates), "--duration", f"{duration:.0f}",
-                   "--ready-file", ready, "--done-file", done, "--samples-file", samples]
-            log_path = os.path.join(self.tmp, f"wsload.{i}.log")
-            with open(log_path, "wb") as err:
-                p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=err)
-            self.gens.append({"proc": p, "ready": ready, "done": done, "samples": samples,
-                              "log": log_path})
-
-    def wait_ready(self):
-        def all_ready():
-            for g in self.gens:
-                if g["proc"].poll() is not None and not os.path.exists(g["ready"]):
-                    return "exited"
-            return all(os.path.exists(g["ready"]) for g in self.gens)
-
-        if wait_until(all_ready, self.connect_bound, interval=0.05,
-                      what="generators' ready files") == "exited":
-            raise RuntimeError("a generator exited before its sessions were ready")
-        ready = 0
-        for g in self.gens:
-            with open(g["ready"]) as f:
-                ready += json.load(f)["ready"]
-        return ready
-
-    def wait_done(self):
-        """Until every generator's sessions got every update (or ended), or
-        the delivery bound; polled often, since the server's CPU is read
-        right after. Returns False when the bound passed."""
-        deadline = time.monotonic() + self.a.deliver_timeout
-        while time.monotonic() < deadline:
-            if all(os.path.exists(g["done"]) or g["proc"].poll() is not None
-                   for g in self.gens):
-                return True
-            time.sleep(0.001)
-        return False
-
-    def cpu_s(self):
-        return sum(cpu_precise_s(g["proc"].pid) for g in self.gens)
-
-    def collect(self):
-        """SIGTERM (a generator prints its result then), one JSON line each."""
-        results = []
-        for g in self.gens:
-            if g["proc"].poll() is None:
-                g["proc"].send_signal(signal.SIGTERM)
-        for g in self.gens:
-            try:
-                out, _ = g["proc"].communicate(timeout=15)
-            except subprocess.TimeoutExpired:
-                g["proc"].kill()
-                out, _ = g["proc"].communicate(timeout=5)
-            lines = out.decode().strip().splitlines()
-            rc = g["proc"].returncode
-            # 0: no error, 1: errors it counted; anything else (a sanitizer's
-            # exit code, a signal) is the generator's own failure.
-            if not lines or rc not in (0, 1):
-                raise RuntimeError(f"a generator exited {rc} (log: {g['log']})")
-            results.append(json.loads(lines[-1]))
-        return results
-
-    def samples(self):
-        lat = []
-        for g in self.gens:
-            try:
-                with open(g["samples"]) as f:
-                    lat.extend(int(x) for x in f if x.strip())
-            except OSError:
-                pass
-        lat.sort()
-        return lat
-
-    def stop(self):
-        for g in self.gens:
-            stop(g["proc"])
-
-
 # ---------------------------------------------------------------------- peers
 
 
@@ -347,23 +232,26 @@ class Peer:
             self.warm_up()
             time.sleep(a.settle)
             mem0 = self.mem_kb()
-            gens = Generators(self.wsload, self.ws_url(), self.peer_mode, a, self.tmp)
             t0 = time.monotonic()
-            gens.start()
-            ready = gens.wait_ready()
+            connect_bound = a.sessions / a.connect_rate + 30
+            gens = Generators(self.wsload, self.ws_url(), self.tmp, a.sessions, a.connect_rate,
+                              connect_bound + a.deliver_timeout + 30, expect=a.updates,
+                              procs=a.procs, peer_mode=self.peer_mode)
+            ready = gens.wait_ready()["ready"]
             connect_s = time.monotonic() - t0
             time.sleep(a.settle)
             mem1 = self.mem_kb()
             log(f"{self.name}: {ready} sessions ready in {connect_s:.1f}s; "
                 f"server PSS {mem0} kB -> {mem1} kB")
-            gen0, cpu0 = gens.cpu_s(), self.cpu_s()
+            gen0, cpu0 = gens_cpu_s(gens), self.cpu_s()
             self.publish()
-            if not gens.wait_done():
-                log(f"{self.name}: not every session got every update within "
-                    f"{a.deliver_timeout:.0f}s")
+            try:
+                gens.wait_done(a.deliver_timeout)
+            except (HarnessError, RuntimeError) as e:
+                log(f"{self.name}: not every session got every update: {e}")
             # Read while the sessions are still open: their closes are not
             # part of the delivery's cost.
-            cpu1, gen1 = self.cpu_s(), gens.cpu_s()
+            cpu1, gen1 = self.cpu_s(), gens_cpu_s(gens)
             self.after_delivery()
             self.notes["generator_cpu_s"] = gen1 - gen0
             self.notes["generator_procs"] = len(gens.gens)
@@ -847,7 +735,7 @@ def main():
 
     soft, hard = raise_nofile()  # the servers and generators inherit it
     log(f"RLIMIT_NOFILE {soft}/{hard}")
-    wsload = fanout.find_wsload(a.build_dir)
+    wsload = benchlib.find_wsload(a.build_dir)
     top = tempfile.mkdtemp(prefix="tocsin-peers-")
     os.chmod(top, 0o755)  # nginx runs as nobody in a subdirectory
     runs = []

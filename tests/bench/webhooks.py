@@ -24,7 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 
 import helpers  # noqa: E402
-from fanout import proc_cpu_s, stop  # noqa: E402
+from benchlib import find_bench_binary, proc_cpu_s, stop  # noqa: E402
 from helpers import DevKafka, RedisServer, Tocsind, event, uid, wait_until  # noqa: E402
 from webhook_receiver import TOKEN, create  # noqa: E402
 
@@ -34,11 +34,7 @@ def log(msg):
 
 
 def find_sink(build_dir):
-    for d in (build_dir, os.path.join(HERE, "..", "..", "build-bench")):
-        p = os.path.join(d, "tests", "bench", "tocsin-whsink")
-        if os.access(p, os.X_OK):
-            return p
-    sys.exit(f"webhooks: tocsin-whsink is not built under {build_dir}/tests/bench")
+    return find_bench_binary(build_dir, "tocsin-whsink")
 
 
 def start_sink(sink, workdir, endpoints, expect, linger=0.5, duration=0, log_file=None, extra=()):

@@ -5,6 +5,8 @@
  * at most 20,000 files, so fanout.py runs several). Sessions live in
  * wsload_ws.c. No threads; no library but libc and libcrypto (SHA-1, base64).
  * --peer raw times a plain pub/sub server (nchan, node ws) the same way.
+ * --filters, --check, --drop-after, SIGUSR1 and --churn serve the burst,
+ * reconnect storm and soak scenarios.
  */
 #include "wsload.h"
 
@@ -32,6 +34,7 @@
 #define DEFAULT_LAT_CAP (4u << 20)
 
 static volatile sig_atomic_t g_stop;
+static volatile sig_atomic_t g_reconnect;
 static unsigned g_logged;
 
 struct opts {
@@ -39,12 +42,16 @@ struct opts {
     const char *ready_file;
     const char *done_file;
     const char *samples_file;
+    const char *filters_file;
+    const char *dropped_file;
     char *source_ips;
     long sessions;
     double connect_rate;
     double duration_s;
     double connect_timeout_s;
     long expect;
+    long drop_after;
+    double churn_pct;
     enum wl_peer peer;
     bool idle;
 };
@@ -98,8 +105,11 @@ wl_log(struct wl_ctx *c, const char *fmt, ...)
 static void
 on_signal(int sig)
 {
-    (void)sig;
-    g_stop = 1;
+    if (sig == SIGUSR1) {
+        g_reconnect = 1;
+    } else {
+        g_stop = 1;
+    }
 }
 
 static void
@@ -123,13 +133,26 @@ usage(void)
           "  --peer tocsin|raw    tocsin (default): subprotocol tocsin.v1, ready after\n"
           "                       welcome + snapshot; raw: no subprotocol, ready on the\n"
           "                       101, every text message is an update (nchan, node ws)\n"
+          "  --filters F          one session class a line, \"EXPECT QUERY\": session i\n"
+          "                       takes line i mod lines, adds QUERY to the URL's and must\n"
+          "                       get EXPECT updates (0: none due)\n"
+          "  --check              check incident.bench_c of every update: per incident\n"
+          "                       slot (\"i\") its filter's counter is 1 first, then +1\n"
+          "                       (else gaps, duplicates); absent: a foreign incident\n"
+          "  --drop-after N       once every session got N updates, drop them all (no\n"
+          "                       close frame), write --dropped-file and wait for SIGUSR1\n"
+          "  --dropped-file F     written when --drop-after dropped the sessions\n"
+          "                       SIGUSR1: reconnect every dropped session at once with\n"
+          "                       since + epoch (or drop and reconnect every open one)\n"
+          "  --churn PCT          resume PCT percent of the sessions per minute with since\n"
+          "  --resume-on-close    a server close resumes with since (not an error)\n"
           "  --selftest           check the JSON scan and the accept key, then exit\n"
           "  --verbose            log every session error\n",
           stderr);
 }
 
 static int
-parse_opts(int argc, char **argv, struct opts *o, bool *verbose, bool *selftest)
+parse_opts(int argc, char **argv, struct opts *o, struct wl_ctx *c, bool *selftest)
 {
     static const struct option longopts[] = {
         {"url", required_argument, NULL, 'u'},
@@ -144,6 +167,12 @@ parse_opts(int argc, char **argv, struct opts *o, bool *verbose, bool *selftest)
         {"samples-file", required_argument, NULL, 'S'},
         {"idle", no_argument, NULL, 'i'},
         {"peer", required_argument, NULL, 'p'},
+        {"filters", required_argument, NULL, 'F'},
+        {"check", no_argument, NULL, 'C'},
+        {"drop-after", required_argument, NULL, 'A'},
+        {"dropped-file", required_argument, NULL, 'P'},
+        {"churn", required_argument, NULL, 'c'},
+        {"resume-on-close", no_argument, NULL, 'R'},
         {"selftest", no_argument, NULL, 'X'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -200,11 +229,29 @@ parse_opts(int argc, char **argv, struct opts *o, bool *verbose, bool *selftest)
                 return -1;
             }
             break;
+        case 'F':
+            o->filters_file = optarg;
+            break;
+        case 'C':
+            c->check = true;
+            break;
+        case 'A':
+            o->drop_after = strtol(optarg, NULL, 10);
+            break;
+        case 'P':
+            o->dropped_file = optarg;
+            break;
+        case 'c':
+            o->churn_pct = strtod(optarg, NULL);
+            break;
+        case 'R':
+            c->resume_on_close = true;
+            break;
         case 'X':
             *selftest = true;
             break;
         case 'v':
-            *verbose = true;
+            c->verbose = true;
             break;
         default:
             usage();
@@ -216,7 +263,8 @@ parse_opts(int argc, char **argv, struct opts *o, bool *verbose, bool *selftest)
     }
     if (o->url == NULL || o->sessions < 1 || o->sessions > MAX_SESSIONS || o->connect_rate <= 0 ||
         o->duration_s <= 0 || o->expect < 0 || o->expect > 1000000 || o->connect_timeout_s <= 0 ||
-        (o->done_file != NULL && (o->expect == 0 || o->idle))) {
+        o->drop_after < 0 || o->churn_pct < 0 || o->churn_pct > 6000 ||
+        (o->done_file != NULL && ((o->expect == 0 && o->filters_file == NULL) || o->idle))) {
         usage();
         return -1;
     }
@@ -274,6 +322,46 @@ parse_srcs(struct wl_ctx *c, char *list)
         c->nsrcs++;
     }
     return 0;
+}
+
+/* --filters: one "EXPECT QUERY" a line; blank lines and # comments skipped. */
+static int
+parse_filters(struct wl_ctx *c, const char *path)
+{
+    char line[1024], *q, *end;
+    unsigned long expect;
+    FILE *f = fopen(path, "r");
+    int rc = -1;
+
+    if (f == NULL) {
+        fprintf(stderr, "tocsin-wsload: cannot read %s\n", path);
+        return -1;
+    }
+    c->filters = wl_xmalloc(WL_MAX_FILTERS * sizeof(*c->filters));
+    while (fgets(line, sizeof(line), f) != NULL) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] == '\0' || line[0] == '#') {
+            continue;
+        }
+        expect = strtoul(line, &end, 10);
+        q = end + strspn(end, " \t");
+        if (end == line || expect > 1000000 || strlen(q) >= sizeof(c->filters[0].query) ||
+            c->nfilters == WL_MAX_FILTERS) {
+            fprintf(stderr, "tocsin-wsload: %s: bad line (want \"EXPECT QUERY\", at most %d)\n",
+                    path, WL_MAX_FILTERS);
+            goto out;
+        }
+        c->filters[c->nfilters].expect = (uint32_t)expect;
+        snprintf(c->filters[c->nfilters].query, sizeof(c->filters[0].query), "%s", q);
+        c->nfilters++;
+    }
+    rc = c->nfilters > 0 ? 0 : -1;
+    if (rc != 0) {
+        fprintf(stderr, "tocsin-wsload: %s has no filter\n", path);
+    }
+out:
+    fclose(f);
+    return rc;
 }
 
 static void
@@ -354,11 +442,33 @@ report(struct wl_ctx *c, const struct opts *o, uint64_t start_us, const char *sa
     print_ms("max_ms", have, (double)c->lat_max_us / 1000.0);
     print_ms("last_ms", have, (double)(c->last_rx_us - c->first_ts_us) / 1000.0);
     printf(",\"errors\":%llu,\"server_closes\":%llu,\"sessions_done\":%llu,\"samples_dropped\":%llu"
-           ",\"first_ts_us\":%llu,\"first_rx_us\":%llu,\"last_rx_us\":%llu}\n",
+           ",\"first_ts_us\":%llu,\"first_rx_us\":%llu,\"last_rx_us\":%llu",
            (unsigned long long)c->errors, (unsigned long long)c->server_closes,
            (unsigned long long)c->sessions_done, (unsigned long long)c->lat_dropped,
            (unsigned long long)c->first_ts_us, (unsigned long long)c->first_rx_us,
            (unsigned long long)c->last_rx_us);
+    printf(",\"gaps\":%llu,\"dups\":%llu,\"foreign\":%llu,\"unchecked\":%llu,\"resets\":%llu"
+           ",\"epoch_changes\":%llu,\"reconnects\":%llu,\"rewelcomed\":%llu"
+           ",\"resumed_closes\":%llu,\"trigger_us\":%llu,\"rewelcome_us\":%llu"
+           ",\"caught_up_us\":%llu",
+           (unsigned long long)c->gaps, (unsigned long long)c->dups, (unsigned long long)c->foreign,
+           (unsigned long long)c->unchecked, (unsigned long long)c->resets,
+           (unsigned long long)c->epoch_changes, (unsigned long long)c->reconnects,
+           (unsigned long long)c->rewelcomed, (unsigned long long)c->resumed_closes,
+           (unsigned long long)c->trigger_us, (unsigned long long)c->rewelcome_us,
+           (unsigned long long)c->caught_up_us);
+    printf(",\"catchup_hist\":[");
+    for (i = 0; i < WL_CATCHUP_BUCKETS; i++) {
+        printf("%s%llu", i ? "," : "", (unsigned long long)c->catchup_hist[i]);
+    }
+    printf("]");
+    /* [bench_ts_us, first receive, last receive] of each session's k-th update. */
+    printf(",\"per_update\":[");
+    for (i = 0; i < c->upd_tracked && c->upd_ts[i] != 0; i++) {
+        printf("%s[%llu,%llu,%llu]", i ? "," : "", (unsigned long long)c->upd_ts[i],
+               (unsigned long long)c->upd_first[i], (unsigned long long)c->upd_last[i]);
+    }
+    printf("]}\n");
     fflush(stdout);
 }
 
@@ -376,14 +486,71 @@ reap_slow(struct wl_ctx *c, struct wl_session *ss, long n, uint64_t now)
     }
 }
 
+/* Sessions that got at least n updates, or ended. */
+static long
+count_at(const struct wl_session *ss, long n, uint32_t k)
+{
+    long i, got = 0;
+
+    for (i = 0; i < n; i++) {
+        got += ss[i].updates >= k || ss[i].state == WL_DEAD;
+    }
+    return got;
+}
+
+static void
+drop_all(struct wl_ctx *c, struct wl_session *ss, long n)
+{
+    long i;
+
+    for (i = 0; i < n; i++) {
+        wl_session_drop(c, &ss[i]);
+    }
+}
+
+/* SIGUSR1: every session not open is started again (with since once it had
+ * a welcome); an open one is dropped first. All at once: that is the storm. */
+static void
+reconnect_all(struct wl_ctx *c, struct wl_session *ss, long n)
+{
+    long i;
+
+    c->trigger_us = wl_wall_us();
+    for (i = 0; i < n; i++) {
+        if (ss[i].state == WL_OPEN) {
+            wl_session_resume(c, &ss[i]);
+        } else if (ss[i].state == WL_IDLE) {
+            c->reconnects++;
+            (void)wl_session_start(c, &ss[i]);
+        }
+    }
+}
+
+/* --churn: resumes the next open, ready session in turn. */
+static void
+churn_one(struct wl_ctx *c, struct wl_session *ss, long n, long *next)
+{
+    long tried;
+
+    for (tried = 0; tried < n; tried++) {
+        struct wl_session *s = &ss[(*next)++ % n];
+
+        if (s->state == WL_OPEN && s->ready_counted && s->welcomed) {
+            wl_session_resume(c, s);
+            return;
+        }
+    }
+}
+
 static void
 run(struct wl_ctx *c, const struct opts *o, struct wl_session *ss)
 {
     struct epoll_event evs[512];
-    uint64_t start = wl_mono_us(), now, due, last_reap = start;
-    long next = 0, i;
+    uint64_t start = wl_mono_us(), now, due, last_reap = start, last_drop_check = 0;
+    uint64_t ready_at = 0, churned = 0;
+    long next = 0, churn_next = 0, i;
     int nev, timeout_ms;
-    bool ready_written = false, done_written = false;
+    bool ready_written = false, done_written = false, dropped = false;
 
     for (;;) {
         now = wl_mono_us();
@@ -396,12 +563,38 @@ run(struct wl_ctx *c, const struct opts *o, struct wl_session *ss)
             reap_slow(c, ss, next, now);
             last_reap = now;
         }
+        if (g_reconnect) {
+            g_reconnect = 0;
+            reconnect_all(c, ss, next);
+        }
+        if (o->drop_after > 0 && !dropped && ready_written && now - last_drop_check > 5000) {
+            last_drop_check = now;
+            if (count_at(ss, o->sessions, (uint32_t)o->drop_after) >= o->sessions) {
+                drop_all(c, ss, o->sessions);
+                dropped = true;
+                if (o->dropped_file) {
+                    write_counts(c, o->dropped_file, "dropped", (uint64_t)o->sessions, c->dead);
+                }
+            }
+        }
+        if (ready_written && o->churn_pct > 0) {
+            /* Paced like the connects: sessions * pct / 100 per minute. */
+            due = (uint64_t)((double)(now - ready_at) / 60e6 * o->churn_pct / 100.0 *
+                             (double)o->sessions);
+            while (churned < due) {
+                churn_one(c, ss, o->sessions, &churn_next);
+                churned++;
+            }
+        }
         if (next == o->sessions && c->ready + c->dead_unready >= (uint64_t)o->sessions) {
             if (!ready_written && o->ready_file) {
                 write_counts(c, o->ready_file, "ready", c->ready, c->dead_unready);
             }
+            if (!ready_written) {
+                ready_at = now;
+            }
             ready_written = true;
-            if (!o->idle && o->expect > 0 &&
+            if (!o->idle && (o->expect > 0 || c->nfilters > 0) &&
                 c->sessions_done + c->dead_undone >= (uint64_t)o->sessions) {
                 if (o->done_file == NULL) {
                     break;
@@ -420,7 +613,7 @@ run(struct wl_ctx *c, const struct opts *o, struct wl_session *ss)
         if (c->dead >= (uint64_t)o->sessions) {
             break; /* nothing left to wait for */
         }
-        timeout_ms = next < o->sessions ? 1 : 50;
+        timeout_ms = next < o->sessions ? 1 : o->churn_pct > 0 ? 10 : 50;
         nev = epoll_wait(c->epfd, evs, (int)(sizeof(evs) / sizeof(evs[0])), timeout_ms);
         if (nev < 0 && errno != EINTR) {
             perror("tocsin-wsload: epoll_wait");
@@ -437,26 +630,39 @@ static int
 selftest(void)
 {
     static const char *msg =
-        "{\"type\" : \"update\",\"sub\":\"default\",\"epoch\":\"e\",\"seq\":3,\"incident\":"
+        "{\"type\" : \"update\",\"sub\":\"default\",\"epoch\":\"e-1\",\"seq\":3,\"incident\":"
         "{\"title\":\"a \\\"}\\\" b\",\"components\":[\"x\",{\"y\":[1,2]}],\"bench_ts_us\":"
-        "1700000000123456,\"z\":null}}";
-    char type[32], acc[32];
-    uint64_t ts = 0;
-    int fails = 0;
+        "1700000000123456,\"bench_c\":{\"0\":7,\"i\":5,\"12\":41},\"z\":null}}";
+    struct wl_scan m = {0};
+    char acc[32];
+    int fails = 0, checks = 7;
 
-    if (wl_json_scan(msg, strlen(msg), type, sizeof(type), &ts) != 0 ||
-        strcmp(type, "update") != 0 || ts != 1700000000123456ull) {
-        fprintf(stderr, "selftest: update scan failed (type=%s ts=%llu)\n", type,
-                (unsigned long long)ts);
+    m.ctr_key = "12";
+    if (wl_json_scan(msg, strlen(msg), &m) != 0 || strcmp(m.type, "update") != 0 ||
+        m.ts != 1700000000123456ull || m.seq != 3 || strcmp(m.epoch, "e-1") != 0 || !m.has_ctrs ||
+        m.ctr != 41 || m.reset) {
+        fprintf(stderr, "selftest: update scan failed (type=%s ts=%llu ctr=%ld)\n", m.type,
+                (unsigned long long)m.ts, m.ctr);
         fails++;
     }
-    if (wl_json_scan("{\"type\":\"welcome\"}", 18, type, sizeof(type), &ts) != 0 ||
-        strcmp(type, "welcome") != 0 || ts != 0) {
+    /* A filter index the incident does not carry: it did not match. */
+    m.ctr_key = "1";
+    if (wl_json_scan(msg, strlen(msg), &m) != 0 || !m.has_ctrs || m.ctr != -1) {
+        fprintf(stderr, "selftest: absent counter not reported\n");
+        fails++;
+    }
+    m.ctr_key = NULL;
+    if (wl_json_scan("{\"type\":\"welcome\"}", 18, &m) != 0 || strcmp(m.type, "welcome") != 0 ||
+        m.ts != 0 || m.seq != 0 || m.has_ctrs) {
         fprintf(stderr, "selftest: welcome scan failed\n");
         fails++;
     }
-    if (wl_json_scan("[1]", 3, type, sizeof(type), &ts) == 0 ||
-        wl_json_scan("{\"type\":\"upd", 12, type, sizeof(type), &ts) == 0) {
+    if (wl_json_scan("{\"type\":\"snapshot\",\"seq\":9,\"reset\":true}", 40, &m) != 0 || !m.reset ||
+        m.seq != 9) {
+        fprintf(stderr, "selftest: snapshot reset not seen\n");
+        fails++;
+    }
+    if (wl_json_scan("[1]", 3, &m) == 0 || wl_json_scan("{\"type\":\"upd", 12, &m) == 0) {
         fprintf(stderr, "selftest: malformed input accepted\n");
         fails++;
     }
@@ -468,16 +674,16 @@ selftest(void)
     }
     /* tocsin.v1 counts only "update" as an update; a raw peer counts every
      * JSON object, and still refuses what is not one. */
-    if (wl_classify(WL_PEER_TOCSIN, "{\"type\":\"welcome\"}", 18, &ts) != WL_MSG_WELCOME ||
-        wl_classify(WL_PEER_TOCSIN, msg, strlen(msg), &ts) != WL_MSG_UPDATE ||
-        wl_classify(WL_PEER_TOCSIN, "{\"type\":\"pong\"}", 15, &ts) != WL_MSG_OTHER ||
-        wl_classify(WL_PEER_RAW, "{\"type\":\"welcome\"}", 18, &ts) != WL_MSG_UPDATE ||
-        wl_classify(WL_PEER_RAW, msg, strlen(msg), &ts) != WL_MSG_UPDATE ||
-        ts != 1700000000123456ull || wl_classify(WL_PEER_RAW, "bench", 5, &ts) != -1) {
+    if (wl_classify(WL_PEER_TOCSIN, "{\"type\":\"welcome\"}", 18, &m) != WL_MSG_WELCOME ||
+        wl_classify(WL_PEER_TOCSIN, msg, strlen(msg), &m) != WL_MSG_UPDATE ||
+        wl_classify(WL_PEER_TOCSIN, "{\"type\":\"pong\"}", 15, &m) != WL_MSG_OTHER ||
+        wl_classify(WL_PEER_RAW, "{\"type\":\"welcome\"}", 18, &m) != WL_MSG_UPDATE ||
+        wl_classify(WL_PEER_RAW, msg, strlen(msg), &m) != WL_MSG_UPDATE ||
+        m.ts != 1700000000123456ull || wl_classify(WL_PEER_RAW, "bench", 5, &m) != -1) {
         fprintf(stderr, "selftest: classify by peer failed\n");
         fails++;
     }
-    printf("%d passed, %d failed\n", 5 - fails, fails);
+    printf("%d passed, %d failed\n", checks - fails, fails);
     return fails ? 1 : 0;
 }
 
@@ -492,7 +698,7 @@ main(int argc, char **argv)
     int rc = 2;
     long i;
 
-    if (parse_opts(argc, argv, &o, &c.verbose, &selftest_only) != 0) {
+    if (parse_opts(argc, argv, &o, &c, &selftest_only) != 0) {
         return 2;
     }
     if (selftest_only) {
@@ -505,9 +711,13 @@ main(int argc, char **argv)
     if (o.source_ips && parse_srcs(&c, o.source_ips) != 0) {
         goto out;
     }
+    if (o.filters_file && parse_filters(&c, o.filters_file) != 0) {
+        goto out;
+    }
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     raise_nofile(o.sessions + 64);
     c.connect_timeout_us = (uint64_t)(o.connect_timeout_s * 1e6);
@@ -518,12 +728,21 @@ main(int argc, char **argv)
         perror("tocsin-wsload: epoll_create1");
         goto out;
     }
+    for (i = 0; i < (long)c.nfilters; i++) {
+        o.expect = c.filters[i].expect > o.expect ? c.filters[i].expect : o.expect;
+    }
     c.lat_cap = o.expect > 0 ? (size_t)o.sessions * (size_t)o.expect : DEFAULT_LAT_CAP;
     c.lat_cap = c.lat_cap > DEFAULT_LAT_CAP ? DEFAULT_LAT_CAP : c.lat_cap;
     c.lat = wl_xmalloc(c.lat_cap * sizeof(*c.lat));
+    c.lat_stride = 1;
+    c.upd_tracked = WL_MAX_TRACKED_UPDATES;
+    c.upd_ts = wl_xmalloc(c.upd_tracked * sizeof(*c.upd_ts));
+    c.upd_first = wl_xmalloc(c.upd_tracked * sizeof(*c.upd_first));
+    c.upd_last = wl_xmalloc(c.upd_tracked * sizeof(*c.upd_last));
     ss = wl_xmalloc((size_t)o.sessions * sizeof(*ss));
     for (i = 0; i < o.sessions; i++) {
         ss[i].fd = -1;
+        ss[i].filter = c.nfilters > 0 ? (uint16_t)(i % (long)c.nfilters) : 0;
         /* Pages of untouched buffers are not resident until a message lands there. */
         ss[i].rbuf = malloc(WL_RBUF_SIZE);
         if (ss[i].rbuf == NULL) {
@@ -532,7 +751,8 @@ main(int argc, char **argv)
         }
     }
     run(&c, &o, ss);
-    rc = c.errors == 0 ? 0 : 1;
+    rc = c.errors + c.gaps + c.dups + c.foreign + c.unchecked + c.resets + c.epoch_changes == 0 ? 0
+                                                                                                : 1;
 out:
     if (ss != NULL) {
         for (i = 0; i < o.sessions; i++) {
@@ -544,6 +764,10 @@ out:
     }
     free(ss);
     free(c.lat);
+    free(c.upd_ts);
+    free(c.upd_first);
+    free(c.upd_last);
+    free(c.filters);
     free(c.srcs);
     if (c.epfd > 0) {
         close(c.epfd);

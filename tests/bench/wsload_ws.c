@@ -161,75 +161,110 @@ key_is(const char *k, size_t kn, const char *want)
     return kn == strlen(want) && memcmp(k, want, kn) == 0;
 }
 
-struct scan_out {
-    char *type;
-    size_t type_size;
-    uint64_t *ts;
-};
+/* An integer; a fraction or exponent (not what the publisher sends) stops
+ * the digits, which is close enough for a timestamp or a counter. */
+static uint64_t
+scan_uint(const char *v, const char *vend)
+{
+    uint64_t x = 0;
+
+    for (; v < vend && *v >= '0' && *v <= '9'; v++) {
+        x = x * 10 + (uint64_t)(*v - '0');
+    }
+    return x;
+}
+
+static int
+on_ctr_member(void *arg, const char *k, size_t kn, const char *v, const char *vend)
+{
+    struct wl_scan *o = arg;
+
+    if (*v < '0' || *v > '9') {
+        return 0;
+    }
+    if (key_is(k, kn, "i")) {
+        o->slot = (long)scan_uint(v, vend);
+    } else if (key_is(k, kn, o->ctr_key)) {
+        o->ctr = (long)scan_uint(v, vend);
+    }
+    return 0;
+}
 
 static int
 on_incident_member(void *arg, const char *k, size_t kn, const char *v, const char *vend)
 {
-    uint64_t *ts = arg;
-    uint64_t x = 0;
+    struct wl_scan *o = arg;
 
-    if (!key_is(k, kn, "bench_ts_us")) {
-        return 0;
+    if (key_is(k, kn, "bench_ts_us")) {
+        o->ts = scan_uint(v, vend);
+    } else if (o->ctr_key != NULL && key_is(k, kn, "bench_c") && *v == '{') {
+        o->has_ctrs = true;
+        (void)scan_object(v, vend, on_ctr_member, o);
     }
-    /* An integer; a fraction or exponent (not what the publisher sends) stops
-     * the digits, which is close enough for a timestamp in microseconds. */
-    for (; v < vend && *v >= '0' && *v <= '9'; v++) {
-        x = x * 10 + (uint64_t)(*v - '0');
+    return 0;
+}
+
+/* Copies the string at v into dst (raw, escapes not decoded, maybe truncated). */
+static void
+copy_string(const char *v, const char *vend, char *dst, size_t size)
+{
+    const char *s;
+    size_t n;
+
+    if (scan_string(v, vend, &s, &n) != NULL) {
+        n = n < size - 1 ? n : size - 1;
+        memcpy(dst, s, n);
+        dst[n] = '\0';
     }
-    *ts = x;
-    return 1;
 }
 
 static int
 on_top_member(void *arg, const char *k, size_t kn, const char *v, const char *vend)
 {
-    struct scan_out *o = arg;
-    const char *s;
-    size_t n;
+    struct wl_scan *o = arg;
 
-    if (key_is(k, kn, "type") && scan_string(v, vend, &s, &n) != NULL) {
-        n = n < o->type_size - 1 ? n : o->type_size - 1;
-        memcpy(o->type, s, n);
-        o->type[n] = '\0';
+    if (key_is(k, kn, "type")) {
+        copy_string(v, vend, o->type, sizeof(o->type));
+    } else if (key_is(k, kn, "epoch")) {
+        copy_string(v, vend, o->epoch, sizeof(o->epoch));
+    } else if (key_is(k, kn, "seq")) {
+        o->seq = scan_uint(v, vend);
+    } else if (key_is(k, kn, "reset")) {
+        o->reset = vend - v == 4 && memcmp(v, "true", 4) == 0;
     } else if (key_is(k, kn, "incident") && *v == '{') {
-        (void)scan_object(v, vend, on_incident_member, o->ts);
+        (void)scan_object(v, vend, on_incident_member, o);
     }
     return 0;
 }
 
 int
-wl_json_scan(const char *p, size_t n, char *type, size_t type_size, uint64_t *ts)
+wl_json_scan(const char *p, size_t n, struct wl_scan *out)
 {
-    struct scan_out o = {type, type_size, ts};
+    const char *key = out->ctr_key;
 
-    type[0] = '\0';
-    *ts = 0;
-    return scan_object(p, p + n, on_top_member, &o);
+    memset(out, 0, sizeof(*out));
+    out->ctr_key = key;
+    out->ctr = -1;
+    out->slot = -1;
+    return scan_object(p, p + n, on_top_member, out);
 }
 
 int
-wl_classify(enum wl_peer peer, const char *p, size_t n, uint64_t *ts)
+wl_classify(enum wl_peer peer, const char *p, size_t n, struct wl_scan *out)
 {
-    char type[32];
-
-    if (wl_json_scan(p, n, type, sizeof(type), ts) != 0) {
+    if (wl_json_scan(p, n, out) != 0) {
         return -1;
     }
-    if (peer == WL_PEER_RAW || strcmp(type, "update") == 0) {
+    if (peer == WL_PEER_RAW || strcmp(out->type, "update") == 0) {
         return WL_MSG_UPDATE;
     }
-    if (strcmp(type, "welcome") == 0) {
+    if (strcmp(out->type, "welcome") == 0) {
         return WL_MSG_WELCOME;
     }
-    if (strcmp(type, "snapshot") == 0) {
+    if (strcmp(out->type, "snapshot") == 0) {
         return WL_MSG_SNAPSHOT;
     }
-    return strcmp(type, "error") == 0 ? WL_MSG_ERROR : WL_MSG_OTHER;
+    return strcmp(out->type, "error") == 0 ? WL_MSG_ERROR : WL_MSG_OTHER;
 }
 
 /* ---- output: handshake request and control frames ---- */
@@ -360,17 +395,61 @@ wl_session_start(struct wl_ctx *c, struct wl_session *s)
     return 0;
 }
 
+/* Appends to the request target at *n: "?" or "&", then what. */
+static void
+append_query(char *dst, size_t size, size_t *n, const char *what)
+{
+    int w = snprintf(dst + *n, size - *n, "%c%s", memchr(dst, '?', *n) ? '&' : '?', what);
+
+    *n = w < 0 ? size : *n + (size_t)w;
+}
+
+/* The request target: the URL's path and query, the session's filter, and
+ * since + epoch when it resumes. Returns its length, >= size if it did not fit. */
+static size_t
+request_target(struct wl_ctx *c, struct wl_session *s, char *dst, size_t size)
+{
+    char resume[64 + 3 * WL_EPOCH_MAX], *q;
+    size_t n = (size_t)snprintf(dst, size, "%s", c->path);
+    const char *e;
+
+    if (n < size && c->nfilters > 0 && c->filters[s->filter].query[0] != '\0') {
+        append_query(dst, size, &n, c->filters[s->filter].query);
+    }
+    if (n < size && s->resuming) {
+        q = resume +
+            snprintf(resume, sizeof(resume), "since=%llu&epoch=", (unsigned long long)s->last_seq);
+        /* Percent-encode the epoch: it is the server's opaque string. */
+        for (e = c->epoch; *e; e++) {
+            if ((*e >= 'a' && *e <= 'z') || (*e >= 'A' && *e <= 'Z') || (*e >= '0' && *e <= '9') ||
+                strchr("-._~", *e)) {
+                *q++ = *e;
+            } else {
+                q += sprintf(q, "%%%02X", (unsigned char)*e);
+            }
+        }
+        *q = '\0';
+        append_query(dst, size, &n, resume);
+    }
+    return n;
+}
+
 static void
 send_request(struct wl_ctx *c, struct wl_session *s)
 {
+    char target[WL_WBUF_SIZE];
     int n;
 
+    if (request_target(c, s, target, sizeof(target)) >= sizeof(target)) {
+        wl_session_close(c, s, true, "request target too long");
+        return;
+    }
     /* A raw peer is asked for no subprotocol: the servers compared with
      * tocsind do not speak tocsin.v1, and each treats an unknown one its own way. */
     n = snprintf((char *)s->wbuf, sizeof(s->wbuf),
                  "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
-                 c->path, c->host, s->key,
+                 target, c->host, s->key,
                  c->peer == WL_PEER_RAW ? "" : "Sec-WebSocket-Protocol: tocsin.v1\r\n");
     if (n < 0 || (size_t)n >= sizeof(s->wbuf)) {
         wl_session_close(c, s, true, "request too long");
@@ -446,6 +525,39 @@ parse_response(struct wl_ctx *c, struct wl_session *s)
     return end - h;
 }
 
+uint32_t
+wl_session_expect(const struct wl_ctx *c, const struct wl_session *s)
+{
+    return c->nfilters > 0 ? c->filters[s->filter].expect : c->expect;
+}
+
+/* Whether sessions wait for a count at all: a --filters line always gives
+ * one (0: nothing is due, done once ready), else --expect > 0. */
+static bool
+has_expect(const struct wl_ctx *c)
+{
+    return c->nfilters > 0 || c->expect > 0;
+}
+
+static void count_catchup(struct wl_ctx *c, uint64_t now);
+
+/* Counts s done once it got its expect (and is ready). */
+static void
+count_done(struct wl_ctx *c, struct wl_session *s)
+{
+    uint64_t now;
+
+    if (s->done_counted || !s->ready_counted || !has_expect(c) ||
+        s->updates < wl_session_expect(c, s)) {
+        return;
+    }
+    now = wl_wall_us();
+    s->done_counted = true;
+    c->sessions_done++;
+    c->caught_up_us = now;
+    count_catchup(c, now);
+}
+
 /* Counts s as ready once it got welcome and snapshot (a raw peer's session
  * is ready on its 101: both are set then). */
 static void
@@ -456,53 +568,201 @@ count_ready(struct wl_ctx *c, struct wl_session *s)
         c->ready++;
         c->last_ready_us = wl_mono_us();
     }
+    count_done(c, s);
+}
+
+/* Keeps one latency sample; past the cap, thins the kept ones to every other
+ * and samples every 2nd (then 4th, ...) delivery, so the percentiles still
+ * cover the whole run. */
+static void
+keep_sample(struct wl_ctx *c, uint64_t lat)
+{
+    size_t i;
+
+    if (c->lat_seen++ % c->lat_stride != 0) {
+        return;
+    }
+    if (c->lat_len == c->lat_cap) {
+        for (i = 0; i < c->lat_len / 2; i++) {
+            c->lat[i] = c->lat[2 * i];
+        }
+        c->lat_dropped += c->lat_len - c->lat_len / 2;
+        c->lat_len /= 2;
+        c->lat_stride *= 2;
+    }
+    c->lat[c->lat_len++] = lat > UINT32_MAX ? UINT32_MAX : (uint32_t)lat;
+}
+
+/* With --check: the update's bench_c counter for s's filter must be the last
+ * one of its incident + 1 (the first is 1); its seq must be past the last one. */
+static void
+check_update(struct wl_ctx *c, struct wl_session *s, const struct wl_scan *m)
+{
+    uint32_t *last;
+
+    if (m->seq != 0 && m->seq <= s->last_seq) {
+        c->dups++;
+        wl_log(c, "update seq %llu after %llu", (unsigned long long)m->seq,
+               (unsigned long long)s->last_seq);
+        return;
+    }
+    s->last_seq = m->seq ? m->seq : s->last_seq;
+    if (!c->check) {
+        return;
+    }
+    if (!m->has_ctrs || m->slot < 0 || m->slot >= WL_MAX_INCIDENTS) {
+        c->unchecked++;
+        return;
+    }
+    last = &s->last_ctr[m->slot];
+    if (m->ctr < 0) {
+        c->foreign++;
+        wl_log(c, "incident slot %ld arrived, filter %u does not match it", m->slot,
+               (unsigned)s->filter);
+    } else if ((uint64_t)m->ctr <= *last) {
+        c->dups++;
+        wl_log(c, "filter %u, incident slot %ld: counter %ld after %u", (unsigned)s->filter,
+               m->slot, m->ctr, *last);
+    } else {
+        if ((uint64_t)m->ctr > (uint64_t)*last + 1) {
+            c->gaps += (uint64_t)m->ctr - *last - 1;
+            wl_log(c, "filter %u, incident slot %ld: counter %ld after %u (gap)",
+                   (unsigned)s->filter, m->slot, m->ctr, *last);
+        }
+        *last = (uint32_t)m->ctr;
+    }
+}
+
+/* Per update number k: when it was published and first and last received. */
+static void
+track_update(struct wl_ctx *c, uint32_t k, uint64_t ts, uint64_t now)
+{
+    if (k >= c->upd_tracked) {
+        return;
+    }
+    if (c->upd_ts[k] == 0 || ts < c->upd_ts[k]) {
+        c->upd_ts[k] = ts;
+    }
+    if (c->upd_first[k] == 0) {
+        c->upd_first[k] = now;
+    }
+    c->upd_last[k] = now;
+}
+
+const unsigned wl_catchup_edges_ms[WL_CATCHUP_BUCKETS - 1] = {250,  500,  1000, 1500,
+                                                              2000, 2500, 3000, 5000};
+
+/* A session caught up at now: into its bucket of time since the trigger. */
+static void
+count_catchup(struct wl_ctx *c, uint64_t now)
+{
+    uint64_t ms;
+    size_t i = 0;
+
+    if (c->trigger_us == 0 || now < c->trigger_us) {
+        return;
+    }
+    ms = (now - c->trigger_us) / 1000;
+    while (i < WL_CATCHUP_BUCKETS - 1 && ms > wl_catchup_edges_ms[i]) {
+        i++;
+    }
+    c->catchup_hist[i]++;
+}
+
+static void
+on_update(struct wl_ctx *c, struct wl_session *s, const struct wl_scan *m)
+{
+    uint64_t now = wl_wall_us(), lat;
+
+    check_update(c, s, m);
+    s->updates++;
+    c->updates++;
+    count_done(c, s);
+    if (m->ts == 0) {
+        c->errors++; /* an update without bench_ts_us cannot be timed */
+        return;
+    }
+    track_update(c, s->updates - 1, m->ts, now);
+    lat = now > m->ts ? now - m->ts : 0;
+    c->last_rx_us = now;
+    if (c->first_rx_us == 0) {
+        c->first_rx_us = now;
+    }
+    if (c->first_ts_us == 0 || m->ts < c->first_ts_us) {
+        c->first_ts_us = m->ts;
+    }
+    c->lat_max_us = lat > c->lat_max_us ? lat : c->lat_max_us;
+    keep_sample(c, lat);
+}
+
+static void
+on_welcome(struct wl_ctx *c, struct wl_session *s, const struct wl_scan *m)
+{
+    s->welcomed = true;
+    if (s->resuming) {
+        /* A resume served exactly sends no snapshot: the replay follows. */
+        s->snapshotted = true;
+        c->rewelcomed++;
+        c->rewelcome_us = wl_wall_us();
+    } else if (m->seq > s->last_seq) {
+        /* Updates after the welcome are past its seq: the since of a resume
+         * before the first update. */
+        s->last_seq = m->seq;
+    }
+    if (c->epoch[0] == '\0') {
+        snprintf(c->epoch, sizeof(c->epoch), "%s", m->epoch);
+    }
 }
 
 static void
 on_message(struct wl_ctx *c, struct wl_session *s, const uint8_t *p, size_t n)
 {
-    uint64_t ts, now, lat;
+    struct wl_scan m;
+    char key[16];
     int kind;
 
-    kind = wl_classify(c->peer, (const char *)p, n, &ts);
+    snprintf(key, sizeof(key), "%u", (unsigned)s->filter);
+    m.ctr_key = c->check ? key : NULL;
+    kind = wl_classify(c->peer, (const char *)p, n, &m);
     if (kind < 0) {
         wl_session_close(c, s, true, "message is not a JSON object");
         return;
     }
+    if (c->peer == WL_PEER_TOCSIN && c->epoch[0] != '\0' && m.epoch[0] != '\0' &&
+        strcmp(m.epoch, c->epoch) != 0) {
+        c->epoch_changes++;
+    }
     if (kind == WL_MSG_WELCOME) {
-        s->welcomed = true;
+        on_welcome(c, s, &m);
     } else if (kind == WL_MSG_SNAPSHOT) {
         s->snapshotted = true;
+        s->last_seq = m.seq > s->last_seq ? m.seq : s->last_seq;
+        if (m.reset) {
+            c->resets++;
+            wl_log(c, "snapshot with reset: a resume was not served exactly");
+        }
     } else if (kind == WL_MSG_UPDATE) {
-        now = wl_wall_us();
-        s->updates++;
-        c->updates++;
-        if (c->expect > 0 && s->updates == c->expect) {
-            c->sessions_done++;
-        }
-        if (ts == 0) {
-            c->errors++; /* an update without bench_ts_us cannot be timed */
-            return;
-        }
-        lat = now > ts ? now - ts : 0;
-        c->last_rx_us = now;
-        if (c->first_rx_us == 0) {
-            c->first_rx_us = now;
-        }
-        if (c->first_ts_us == 0 || ts < c->first_ts_us) {
-            c->first_ts_us = ts;
-        }
-        c->lat_max_us = lat > c->lat_max_us ? lat : c->lat_max_us;
-        if (c->lat_len < c->lat_cap) {
-            c->lat[c->lat_len++] = lat > UINT32_MAX ? UINT32_MAX : (uint32_t)lat;
-        } else {
-            c->lat_dropped++;
-        }
+        on_update(c, s, &m);
+        return;
     } else if (kind == WL_MSG_ERROR) {
         wl_log(c, "server error message: %.*s", (int)(n < 200 ? n : 200), (const char *)p);
         c->errors++;
     }
     count_ready(c, s);
+}
+
+/* The server ended an open session: with --resume-on-close it resumes with
+ * since (what a client does after 1013), else it is an error. */
+static void
+server_closed(struct wl_ctx *c, struct wl_session *s, const char *why)
+{
+    if (c->resume_on_close && s->state == WL_OPEN && s->welcomed) {
+        c->resumed_closes++;
+        wl_log(c, "%s: resuming with since", why);
+        wl_session_resume(c, s);
+        return;
+    }
+    wl_session_close(c, s, true, why);
 }
 
 static void
@@ -520,7 +780,7 @@ on_control(struct wl_ctx *c, struct wl_session *s, int op, const uint8_t *p, siz
         queue_frame(c, s, 0x8, p, n >= 2 ? 2 : 0);
         (void)flush(c, s);
         if (s->state != WL_DEAD) {
-            wl_session_close(c, s, true, "server closed the session");
+            server_closed(c, s, "server closed the session");
         }
     }
 }
@@ -613,7 +873,7 @@ on_readable(struct wl_ctx *c, struct wl_session *s)
         return;
     }
     if (r <= 0) {
-        wl_session_close(c, s, true, r == 0 ? "server closed the connection" : "recv failed");
+        server_closed(c, s, r == 0 ? "server closed the connection" : "recv failed");
         return;
     }
     s->rlen += (size_t)r;
@@ -682,7 +942,37 @@ wl_session_close(struct wl_ctx *c, struct wl_session *s, bool is_error, const ch
     if (!s->ready_counted) {
         c->dead_unready++;
     }
-    if (c->expect > 0 && s->updates < c->expect) {
+    if (has_expect(c) && !s->done_counted) {
         c->dead_undone++;
+    }
+}
+
+void
+wl_session_drop(struct wl_ctx *c, struct wl_session *s)
+{
+    (void)c; /* the drop is counted by the caller: a churn, storm or server close */
+    if (s->fd >= 0) {
+        close(s->fd);
+        s->fd = -1;
+    }
+    if (s->state == WL_DEAD) {
+        return;
+    }
+    s->state = WL_IDLE;
+    s->resuming = s->welcomed || s->resuming;
+    s->welcomed = false;
+    s->snapshotted = false;
+    s->rlen = s->msg_len = 0;
+    s->msg_opcode = 0;
+    s->wlen = s->woff = 0;
+}
+
+void
+wl_session_resume(struct wl_ctx *c, struct wl_session *s)
+{
+    wl_session_drop(c, s);
+    if (s->state == WL_IDLE) {
+        c->reconnects++;
+        (void)wl_session_start(c, s);
     }
 }

@@ -53,6 +53,29 @@ def binary(name):
     return path
 
 
+def tail_file(path, n):
+    """The last n lines of a log file ("" if it cannot be read)."""
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+    except OSError:
+        return ""
+
+
+def parse_metrics(text):
+    """Prometheus text format into {'name{labels}': value}."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, _, value = line.rpartition(" ")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            continue
+    return out
+
+
 def wait_until(pred, timeout, interval=0.05, what="condition"):
     """Polls pred() until it returns a truthy value; raises after timeout."""
     deadline = time.monotonic() + timeout
@@ -132,11 +155,7 @@ class RedisServer:
         self.proc.send_signal(signal.SIGCONT)
 
     def log_tail(self, n=20):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return "".join(f.readlines()[-n:])
-        except OSError:
-            return ""
+        return tail_file(self.log_path, n)
 
     def cleanup(self):
         if self.proc is not None:
@@ -556,16 +575,7 @@ class Tocsind:
         """Parses /metrics into {'name{labels}': value}."""
         status, _, body = self.get("/metrics")
         assert status == 200, f"/metrics answered {status}"
-        out = {}
-        for line in body.decode().splitlines():
-            if not line or line.startswith("#"):
-                continue
-            name, _, value = line.rpartition(" ")
-            try:
-                out[name] = float(value)
-            except ValueError:
-                continue
-        return out
+        return parse_metrics(body.decode())
 
     def metric(self, name, default=0.0):
         return self.metrics().get(name, default)

@@ -18,7 +18,7 @@ from helpers import binary, event, uid
 from webhook_receiver import create, start, verify
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
-from fanout import stop  # noqa: E402
+from benchlib import stop  # noqa: E402
 from webhooks import sink_result, start_sink  # noqa: E402
 
 ENDPOINTS = 5
