@@ -204,6 +204,17 @@ on_timeout(uv_timer_t *t)
     if (req->done) {
         return;
     }
+    if (req->gen == c->gen && c->ac != NULL) {
+        /* libuv runs due timers before it polls: after a long turn of the
+         * loop (a big fan-out), the reply may be waiting in the socket
+         * while its timer fires first. Read it before calling it lost; a
+         * socket with nothing to read just answers EAGAIN. The request
+         * stays allocated until its timer handle closes. */
+        redisAsyncHandleRead(c->ac);
+        if (req->done) {
+            return;
+        }
+    }
     tc_metrics_inc(TC_M_REDIS_TIMEOUTS);
     if (req->gen == c->gen) {
         conn_drop(c, "command timed out");

@@ -292,6 +292,37 @@ test_noscript(void **state)
     fx_fini(&fx);
 }
 
+static void
+block_once(uv_check_t *h)
+{
+    usleep(400 * 1000);
+    uv_check_stop(h);
+}
+
+/* Rule: a reply that arrived while the loop was busy longer than
+ * redis.timeout is read, not taken for a timeout. The check handle blocks
+ * the loop after the poll that sent the command, so at the next turn the
+ * command's timer is due before the reply is polled. */
+static void
+test_busy_loop_is_not_a_timeout(void **state)
+{
+    struct fx fx;
+    uint64_t seq = 0;
+    uv_check_t busy;
+
+    (void)state;
+    fx_init(&fx, "100ms");
+    uv_check_init(&fx.loop, &busy);
+    uv_check_start(&busy, block_once);
+    assert_int_equal(apply(&fx, "b1", "inc-b", 1, "investigating", "[\"x\"]", NULL, T1, &seq),
+                     TC_STORE_ACCEPTED);
+    assert_int_equal(seq, 1);
+    assert_true(tc_store_ready(fx.s));
+    assert_int_equal(fx.ready_false, 0);
+    uv_close((uv_handle_t *)&busy, NULL);
+    fx_fini(&fx);
+}
+
 struct got {
     bool done;
     int status;
@@ -403,6 +434,7 @@ main(void)
         cmocka_unit_test(test_started_at),
         cmocka_unit_test(test_match_union),
         cmocka_unit_test(test_noscript),
+        cmocka_unit_test(test_busy_loop_is_not_a_timeout),
         cmocka_unit_test(test_get_incident),
         cmocka_unit_test(test_close_with_pending),
     };
