@@ -39,6 +39,7 @@ struct tc_http__conn {
     /* SSE */
     bool sse_headers_sent;
     bool sse_closing;
+    bool sse_watched; /* its socket is in the hang-up watch */
     struct tc_hub_sub *sub;
     struct tc_frame_queue q;
     uint64_t last_send_ms;
@@ -64,6 +65,7 @@ struct tc_server {
     } admin_routes[48]; /* the bound: more is a programming error (TC_EAGAIN) */
     size_t nadmin_routes;
     struct tc_http__per_ip *per_ip; /* open connections per client address */
+    struct tc_http__hangup *hangup; /* the SSE streams' sockets */
     bool shutting_down;
 };
 
@@ -179,10 +181,30 @@ size_t tc_http__per_ip_addresses(const struct tc_http__per_ip *t);
  * context's user (struct tc_server). @returns 0 or 1. */
 int tc_http__per_ip_callback(struct lws *wsi, enum lws_callback_reasons reason, void *in);
 
+/* hangup.c: tells when the client of a connection that lws does not read
+ * (an SSE stream) closes it (hung_up) or sends bytes after its request
+ * (!hung_up); once per watched socket. */
+struct tc_http__hangup;
+typedef void (*tc_http__hangup_cb)(void *arg, bool hung_up);
+/* @returns new, or NULL with err set. */
+struct tc_http__hangup *tc_http__hangup_new(uv_loop_t *loop, tc_http__hangup_cb cb,
+                                            struct tc_error *err);
+/* Freed in a close callback on the loop; unwatch every socket first. NULL:
+ * no-op. */
+void tc_http__hangup_free(struct tc_http__hangup *h);
+/* Watches fd until unwatched; cb gets arg. @borrows arg, which must stay
+ * valid until tc_http__hangup_unwatch. @returns 0, or TC_EIO (the kernel
+ * refused: ENOMEM, fs.epoll.max_user_watches). */
+int tc_http__hangup_watch(struct tc_http__hangup *h, int fd, void *arg);
+/* A watched fd, before it is closed. */
+void tc_http__hangup_unwatch(struct tc_http__hangup *h, int fd);
+
 /* sse.c */
 void tc_http__sse_start(struct tc_http__conn *c);
 int tc_http__sse_writeable(struct tc_http__conn *c);
 void tc_http__sse_closed(struct tc_http__conn *c);
 void tc_http__sse_heartbeat(uv_timer_t *t);
+/* The hang-up watch's callback for a stream (arg: its tc_http__conn). */
+void tc_http__sse_hangup(void *arg, bool hung_up);
 
 #endif

@@ -551,10 +551,16 @@ tc_server_new(uv_loop_t *loop, const struct tc_config *cfg, const struct lws_pro
     info.fd_limit_per_thread = 0;
     info.vhost_name = "tocsin";
     info.server_string = "tocsin";
+    srv->hangup = tc_http__hangup_new(loop, tc_http__sse_hangup, err);
+    if (srv->hangup == NULL) {
+        free(srv);
+        return NULL;
+    }
     srv->ctx = lws_create_context(&info);
     if (srv->ctx == NULL) {
         tc_error_set(err, TC_EIO, "cannot start the HTTP server on %s (is the port in use?)",
                      cfg->http_listen);
+        tc_http__hangup_free(srv->hangup);
         free(srv);
         return NULL;
     }
@@ -606,6 +612,8 @@ tc_server_free(struct tc_server *srv)
     lws_context_destroy(srv->ctx);
     tc_http__per_ip_free(srv->per_ip);
     srv->per_ip = NULL;
+    tc_http__hangup_free(srv->hangup); /* after the streams closed with the context */
+    srv->hangup = NULL;
     for (size_t i = 0; i < srv->nadmin_routes; i++) {
         free(srv->admin_routes[i].pattern);
     }

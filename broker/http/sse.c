@@ -64,6 +64,19 @@ resume_point(struct tc_http__conn *c, const char *qs, char *epoch, size_t elen, 
     return true;
 }
 
+/* A request body: Content-Length above 0 (server.c checked it is digits)
+ * or any Transfer-Encoding. */
+static bool
+has_body(struct lws *wsi)
+{
+    char cl[24] = "";
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+        return true;
+    }
+    lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    return cl[strspn(cl, "0")] != '\0';
+}
+
 void
 tc_http__sse_start(struct tc_http__conn *c)
 {
@@ -78,6 +91,13 @@ tc_http__sse_start(struct tc_http__conn *c)
     }
     if (srv->shutting_down) {
         tc_http__respond_error(c, 503, "shutting_down", "try another node");
+        return;
+    }
+    if (has_body(c->wsi)) {
+        /* Nobody reads it once the stream runs (hangup.c): it would only
+         * close the stream. */
+        c->close_after = true;
+        tc_http__respond_error(c, 400, "bad_request", "GET /v1/events takes no body");
         return;
     }
     if (!tc_hub_loaded(srv->deps.hub)) {
@@ -103,6 +123,14 @@ tc_http__sse_start(struct tc_http__conn *c)
     tc_metrics_gauge_set(TC_G_SSE_SESSIONS, (int64_t)srv->nsse);
     /* A stream never ends by itself: no idle timeout for it. */
     lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
+    /* lws reads no more from this connection: the hang-up watch sees the
+     * client leave (hangup.c says why). Unwatched, a hang-up is found by
+     * the next write that fails (a heartbeat at the latest). */
+    int rc = tc_http__hangup_watch(srv->hangup, lws_get_socket_fd(c->wsi), c);
+    c->sse_watched = rc == TC_OK;
+    if (rc != TC_OK) {
+        tc_warn("sse", "cannot watch the stream for a hang-up", TC_I("error", rc));
+    }
     enum tc_resume r;
     c->sub = tc_hub_subscribe(srv->deps.hub, &c->sink, "default", &filter, has_since, since,
                               has_since ? epoch : NULL, &r);
@@ -150,9 +178,28 @@ tc_http__sse_writeable(struct tc_http__conn *c)
 }
 
 void
+tc_http__sse_hangup(void *arg, bool hung_up)
+{
+    struct tc_http__conn *c = arg;
+    if (!hung_up) {
+        /* Bytes after the request of a stream that never ends: a request
+         * pipelined behind it would wait for ever. The client reconnects
+         * with Last-Event-ID and loses nothing. */
+        tc_info("sse", "client sent bytes on a stream: closing it");
+    }
+    c->sse_closing = true;
+    tc_frame_queue_clear(&c->q);
+    lws_callback_on_writable(c->wsi);
+}
+
+void
 tc_http__sse_closed(struct tc_http__conn *c)
 {
     struct tc_server *srv = c->srv;
+    if (c->sse_watched) {
+        tc_http__hangup_unwatch(srv->hangup, lws_get_socket_fd(c->wsi));
+        c->sse_watched = false;
+    }
     tc_hub_unsubscribe(srv->deps.hub, c->sub);
     c->sub = NULL;
     tc_frame_queue_clear(&c->q);

@@ -892,9 +892,8 @@ def test_connection_churn_leaves_counts_balanced(node):
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(one, range(3000)))
-    # lws 4.1.6 misses the close of some SSE streams whose client leaves
-    # right after the response head (the socket sits in CLOSE_WAIT); the
-    # next heartbeat (ws.heartbeat, 25 s) finds and closes them.
-    _settled(t, timeout=45)
+    # Every close is seen at once, SSE streams' too (broker/http/hangup.c),
+    # not at their next heartbeat (ws.heartbeat, 25 s) as before.
+    _settled(t, timeout=10)
     _silent_cap_holds(t, src)
     _session_cap_holds(t, src)
