@@ -1,11 +1,11 @@
 /* tocsin — SPDX-License-Identifier: MIT
  *
  * The hang-up watch: sees at once when the client of a connection that lws
- * no longer reads (an SSE stream) closes it or sends more. One epoll set of
- * those sockets, itself watched by one uv_poll on the main loop, so a
- * stream costs no extra descriptor. It never reads a socket: it only tells
- * its callback, which closes the stream through lws. Linux only (epoll).
- * @loop main.
+ * does not read (an SSE stream, a request waiting for its answer) closes it
+ * or sends more. One epoll set of those sockets, itself watched by one
+ * uv_poll on the main loop, so a connection costs no extra descriptor. It
+ * never reads a socket: it only tells its callback, which closes the
+ * connection through lws. Linux only (epoll). @loop main.
  *
  * Why: lws 4.1.6 reads an HTTP/1 connection only between transactions or
  * for a request body (lws_h1_server_socket_service, roles/h1/ops-h1.c).
@@ -13,8 +13,9 @@
  * never leaves) it skips POLLIN: the client's FIN is never read, the socket
  * sits in CLOSE_WAIT until a later write fails, and since libuv polls level
  * triggered, lws is woken for that unread FIN (or any unread byte) at every
- * turn of the loop: a busy loop for as long as the stream lives. Later lws
- * releases read in that state too ("at least, SSE").
+ * turn of the loop: a busy loop for as long as the stream lives, or a
+ * request waits for Redis. Later lws reads in that state too ("at least,
+ * SSE").
  */
 #include "http/http_internal.h"
 #include "log/log.h"
@@ -103,11 +104,12 @@ tc_http__hangup_free(struct tc_http__hangup *h)
 }
 
 int
-tc_http__hangup_watch(struct tc_http__hangup *h, int fd, void *arg)
+tc_http__hangup_watch(struct tc_http__hangup *h, int fd, bool bytes_too, void *arg)
 {
-    /* EPOLLIN too: a byte the client sends after its request is never
-     * read either, and would keep lws busy just like a FIN. */
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, .data.ptr = arg};
+    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLONESHOT, .data.ptr = arg};
+    if (bytes_too) {
+        ev.events |= EPOLLIN;
+    }
     if (h == NULL || fd < 0) {
         return TC_ESTATE;
     }
@@ -124,5 +126,27 @@ tc_http__hangup_unwatch(struct tc_http__hangup *h, int fd)
      * for a connection that is gone. */
     if (h != NULL && epoll_ctl(h->epfd, EPOLL_CTL_DEL, fd, NULL) != 0) {
         tc_err("http", "cannot unwatch a socket", TC_I("fd", fd), TC_S("error", strerror(errno)));
+    }
+}
+
+void
+tc_http__conn_watch(struct tc_http__conn *c, bool bytes_too)
+{
+    if (c->watched) {
+        return;
+    }
+    int rc = tc_http__hangup_watch(c->srv->hangup, lws_get_socket_fd(c->wsi), bytes_too, c);
+    c->watched = rc == TC_OK;
+    if (rc != TC_OK) {
+        tc_warn("http", "cannot watch a connection for a hang-up", TC_I("error", rc));
+    }
+}
+
+void
+tc_http__conn_unwatch(struct tc_http__conn *c)
+{
+    if (c->watched) {
+        tc_http__hangup_unwatch(c->srv->hangup, lws_get_socket_fd(c->wsi));
+        c->watched = false;
     }
 }

@@ -89,6 +89,9 @@ void
 tc_http__respond(struct tc_http__conn *c, int status, const char *content_type, unsigned char *body,
                  size_t len)
 {
+    /* lws reads again once this answer is written: a pipelined request is
+     * its to parse, not the watch's. */
+    tc_http__conn_unwatch(c);
     free(c->body);
     c->kind = CONN_RESPONSE;
     c->status = status;
@@ -397,6 +400,31 @@ body_timed_out(struct tc_http__conn *c)
     return 0;
 }
 
+/* A request waits for its answer (Redis, the store, Kafka): lws reads
+ * nothing meanwhile, so the hang-up watch looks out for the client leaving
+ * (hangup.c). Bytes are not its business: they are a pipelined request,
+ * lws's to parse after this answer. */
+static void
+watch_if_waiting(struct tc_http__conn *c)
+{
+    if (c->kind == CONN_PENDING) {
+        tc_http__conn_watch(c, false);
+    }
+}
+
+/* The hang-up watch's report. */
+static void
+on_hangup(void *arg, bool hung_up)
+{
+    struct tc_http__conn *c = arg;
+    if (c->kind == CONN_SSE) {
+        tc_http__sse_hangup(c, hung_up);
+        return;
+    }
+    c->client_gone = true; /* nobody is left to read the answer */
+    lws_callback_on_writable(c->wsi);
+}
+
 static int
 http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
@@ -421,6 +449,7 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
         if (c->reading_body) {
             lws_set_timer_usecs(wsi, (lws_usec_t)srv->cfg->http_body_timeout_ms * 1000);
         }
+        watch_if_waiting(c);
         return rc;
     }
     case LWS_CALLBACK_TIMER:
@@ -440,9 +469,13 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
         if (c->reading_body) {
             lws_set_timer_usecs(wsi, LWS_SET_TIMER_USEC_CANCEL);
             tc_http__admin_complete(c);
+            watch_if_waiting(c);
         }
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (c->client_gone) {
+            return -1;
+        }
         if (c->kind == CONN_SSE) {
             return tc_http__sse_writeable(c);
         }
@@ -456,6 +489,7 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
             body_completed = NULL; /* a later connection may get this address */
         }
         if (c != NULL) {
+            tc_http__conn_unwatch(c); /* before lws closes the socket */
             tc_http__pending_detach(c);
             tc_http__admin_fini(c);
             if (c->kind == CONN_SSE) {
@@ -551,7 +585,7 @@ tc_server_new(uv_loop_t *loop, const struct tc_config *cfg, const struct lws_pro
     info.fd_limit_per_thread = 0;
     info.vhost_name = "tocsin";
     info.server_string = "tocsin";
-    srv->hangup = tc_http__hangup_new(loop, tc_http__sse_hangup, err);
+    srv->hangup = tc_http__hangup_new(loop, on_hangup, err);
     if (srv->hangup == NULL) {
         free(srv);
         return NULL;

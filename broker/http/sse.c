@@ -124,13 +124,8 @@ tc_http__sse_start(struct tc_http__conn *c)
     /* A stream never ends by itself: no idle timeout for it. */
     lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
     /* lws reads no more from this connection: the hang-up watch sees the
-     * client leave (hangup.c says why). Unwatched, a hang-up is found by
-     * the next write that fails (a heartbeat at the latest). */
-    int rc = tc_http__hangup_watch(srv->hangup, lws_get_socket_fd(c->wsi), c);
-    c->sse_watched = rc == TC_OK;
-    if (rc != TC_OK) {
-        tc_warn("sse", "cannot watch the stream for a hang-up", TC_I("error", rc));
-    }
+     * client leave, or send more (hangup.c says why). */
+    tc_http__conn_watch(c, true);
     enum tc_resume r;
     c->sub = tc_hub_subscribe(srv->deps.hub, &c->sink, "default", &filter, has_since, since,
                               has_since ? epoch : NULL, &r);
@@ -178,9 +173,8 @@ tc_http__sse_writeable(struct tc_http__conn *c)
 }
 
 void
-tc_http__sse_hangup(void *arg, bool hung_up)
+tc_http__sse_hangup(struct tc_http__conn *c, bool hung_up)
 {
-    struct tc_http__conn *c = arg;
     if (!hung_up) {
         /* Bytes after the request of a stream that never ends: a request
          * pipelined behind it would wait for ever. The client reconnects
@@ -196,10 +190,6 @@ void
 tc_http__sse_closed(struct tc_http__conn *c)
 {
     struct tc_server *srv = c->srv;
-    if (c->sse_watched) {
-        tc_http__hangup_unwatch(srv->hangup, lws_get_socket_fd(c->wsi));
-        c->sse_watched = false;
-    }
     tc_hub_unsubscribe(srv->deps.hub, c->sub);
     c->sub = NULL;
     tc_frame_queue_clear(&c->q);

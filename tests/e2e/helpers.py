@@ -90,6 +90,16 @@ def main_thread_cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def assert_loop_idle(t, seconds=2.0, bound=0.5):
+    """tocsind's event loop is not spinning: its thread used under `bound`
+    of the wall time (an idle loop uses about 1 %; one spinning on an unread
+    socket took all the CPU it was given)."""
+    before = main_thread_cpu_s(t.proc.pid)
+    time.sleep(seconds)
+    used = main_thread_cpu_s(t.proc.pid) - before
+    assert used < bound * seconds, f"event loop busy: {used:.2f} s of CPU in {seconds} s"
+
+
 def _stop_process(proc, sig=signal.SIGTERM, timeout=5.0):
     """Sends sig, waits, then SIGKILLs: returns the exit code, never hangs."""
     if proc.poll() is not None:

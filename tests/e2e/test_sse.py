@@ -5,13 +5,13 @@
 # no gap and no duplicate. A client that leaves is seen at once.
 
 import socket
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from clients import Sse, query
-from helpers import HarnessError, close_wait_sockets, event, main_thread_cpu_s, uid, wait_until
+from helpers import (HarnessError, assert_loop_idle, close_wait_sockets, event, uid,
+                     wait_until)
 
 SSE_SESSIONS = 'tocsin_sessions{channel="sse"}'
 SSE_OPENED = 'tocsin_sessions_opened_total{channel="sse"}'
@@ -104,17 +104,6 @@ def _raw_stream(port, headers=b"", extra=b""):
     return s, data, body
 
 
-def _loop_idle(t, seconds=2.0, bound=0.5):
-    """tocsind's event loop is not spinning: its thread used under `bound`
-    of the wall time (an idle loop uses about 1 %; one spinning on an unread
-    socket took all the CPU it was given)."""
-    pid = t.proc.pid
-    before = main_thread_cpu_s(pid)
-    time.sleep(seconds)
-    used = main_thread_cpu_s(pid) - before
-    assert used < bound * seconds, f"event loop busy: {used:.2f} s of CPU in {seconds} s"
-
-
 @pytest.mark.timeout(120)
 def test_sse_client_hangup_after_the_head_is_seen_at_once(tocsind):
     """Regression: lws 4.1.6 reads nothing from a connection whose response
@@ -144,7 +133,7 @@ def test_sse_client_hangup_after_the_head_is_seen_at_once(tocsind):
                what="every closed SSE stream gone from the sessions gauge")
     wait_until(lambda: close_wait_sockets(tocsind.port) == 0, 3, interval=0.1,
                what="no server socket left in CLOSE_WAIT")
-    _loop_idle(tocsind)
+    assert_loop_idle(tocsind)
 
 
 def test_sse_bytes_after_the_request_close_the_stream(tocsind, kafka):
@@ -169,7 +158,7 @@ def test_sse_bytes_after_the_request_close_the_stream(tocsind, kafka):
             s.close()
         wait_until(lambda: tocsind.metric(SSE_SESSIONS) == 1, 5, interval=0.1,
                    what="only the bystander stream left")
-        _loop_idle(tocsind)
+        assert_loop_idle(tocsind)
         iid = uid("inc")
         kafka.produce(event(iid, 1))
         up = bystander.next()

@@ -2,8 +2,9 @@
  *
  * Unit tests of broker/http/hangup.c on a real loop and real TCP sockets,
  * without lws: a close, a half-close and bytes are each told once, with
- * the right kind; an unwatched socket tells nothing; several sockets are
- * told apart; a socket that cannot be watched is refused.
+ * the right kind (bytes only when asked for); an unwatched socket tells
+ * nothing; several sockets are told apart; a socket that cannot be watched
+ * is refused.
  */
 #include "http/http_internal.h"
 #include "util/util.h"
@@ -81,25 +82,32 @@ teardown(void **state)
 }
 
 /* A close, a half-close (shutdown of the client's sending side: it reads
- * on, but a stream's client is gone for us) and bytes, each told once. */
+ * on, but for us its client is gone) and bytes, each told once; bytes only
+ * when asked for (a request waiting for its answer: they are the next
+ * request, lws's to read). */
 static void
 test_each_end_told_once(void **state)
 {
     struct fixture *f = *state;
     static const struct {
         const char *rule;
+        bool bytes_too;
         int how; /* 0 close, 1 shutdown(SHUT_WR), 2 send bytes */
+        int calls;
         bool hung_up;
     } cases[] = {
-        {"close", 0, true},
-        {"half-close", 1, true},
-        {"bytes after the request", 2, false},
+        {"stream: close", true, 0, 1, true},
+        {"stream: half-close", true, 1, 1, true},
+        {"stream: bytes after the request", true, 2, 1, false},
+        {"waiting: close", false, 0, 1, true},
+        {"waiting: half-close", false, 1, 1, true},
+        {"waiting: a pipelined request is not ours", false, 2, 0, false},
     };
     for (size_t i = 0; i < TC_ARRAY_SIZE(cases); i++) {
         struct seen s = {0};
         int server, client;
         sock_tcp_pair(&server, &client);
-        assert_int_equal(tc_http__hangup_watch(f->h, server, &s), TC_OK);
+        assert_int_equal(tc_http__hangup_watch(f->h, server, cases[i].bytes_too, &s), TC_OK);
         run_until(&f->loop, &s.calls, 1, WAIT_NO_CALL_MS);
         assert_int_equal(s.calls, 0); /* nothing happened yet */
         if (cases[i].how == 0) {
@@ -110,8 +118,8 @@ test_each_end_told_once(void **state)
         } else {
             assert_int_equal(send(client, "GET /", 5, 0), 5);
         }
-        run_until(&f->loop, &s.calls, 1, WAIT_CALL_MS);
-        if (s.calls != 1 || s.hung_up != cases[i].hung_up) {
+        run_until(&f->loop, &s.calls, 1, cases[i].calls ? WAIT_CALL_MS : WAIT_NO_CALL_MS);
+        if (s.calls != cases[i].calls || s.hung_up != cases[i].hung_up) {
             fail_msg("%s: %d calls, hung_up %d", cases[i].rule, s.calls, s.hung_up);
         }
         tc_http__hangup_unwatch(f->h, server);
@@ -129,7 +137,7 @@ test_unwatched_socket_tells_nothing(void **state)
     struct seen s = {0};
     int server, client;
     sock_tcp_pair(&server, &client);
-    assert_int_equal(tc_http__hangup_watch(f->h, server, &s), TC_OK);
+    assert_int_equal(tc_http__hangup_watch(f->h, server, true, &s), TC_OK);
     tc_http__hangup_unwatch(f->h, server);
     close(client);
     run_until(&f->loop, &s.calls, 1, WAIT_NO_CALL_MS);
@@ -146,7 +154,7 @@ test_sockets_told_apart(void **state)
     int server[3], client[3];
     for (int i = 0; i < 3; i++) {
         sock_tcp_pair(&server[i], &client[i]);
-        assert_int_equal(tc_http__hangup_watch(f->h, server[i], &s[i]), TC_OK);
+        assert_int_equal(tc_http__hangup_watch(f->h, server[i], true, &s[i]), TC_OK);
     }
     close(client[1]);
     run_until(&f->loop, &s[1].calls, 1, WAIT_CALL_MS);
@@ -168,11 +176,11 @@ test_bad_socket_refused(void **state)
 {
     struct fixture *f = *state;
     struct seen s = {0};
-    assert_int_equal(tc_http__hangup_watch(f->h, -1, &s), TC_ESTATE);
+    assert_int_equal(tc_http__hangup_watch(f->h, -1, true, &s), TC_ESTATE);
     int fd = dup(STDERR_FILENO);
     close(fd);
-    assert_int_equal(tc_http__hangup_watch(f->h, fd, &s), TC_EIO); /* closed */
-    assert_int_equal(tc_http__hangup_watch(NULL, 0, &s), TC_ESTATE);
+    assert_int_equal(tc_http__hangup_watch(f->h, fd, true, &s), TC_EIO); /* closed */
+    assert_int_equal(tc_http__hangup_watch(NULL, 0, true, &s), TC_ESTATE);
 }
 
 int
