@@ -26,6 +26,8 @@ struct tc_http__conn {
     size_t body_len;
     char etag[TC_EPOCH_MAX + 32];
     bool close_after;
+    bool watched;                     /* its socket is in the hang-up watch (hangup.c) */
+    bool client_gone;                 /* the client closed while its answer was awaited */
     bool cors;                        /* a public read route: answer with CORS headers */
     bool preflight;                   /* an OPTIONS preflight: answer with the allowed methods */
     bool auth_challenge;              /* a 401 for the client token: add WWW-Authenticate */
@@ -66,6 +68,7 @@ struct tc_server {
     } admin_routes[48]; /* the bound: more is a programming error (TC_EAGAIN) */
     size_t nadmin_routes;
     struct tc_http__per_ip *per_ip; /* open connections per client address */
+    struct tc_http__hangup *hangup; /* the SSE streams' sockets */
     bool shutting_down;
 };
 
@@ -188,10 +191,37 @@ size_t tc_http__per_ip_addresses(const struct tc_http__per_ip *t);
  * context's user (struct tc_server). @returns 0 or 1. */
 int tc_http__per_ip_callback(struct lws *wsi, enum lws_callback_reasons reason, void *in);
 
+/* hangup.c: tells when the client of a connection that lws does not read
+ * (an SSE stream, a request waiting for its answer) closes it (hung_up) or
+ * sends bytes after its request (!hung_up, when asked); once per watch. */
+struct tc_http__hangup;
+typedef void (*tc_http__hangup_cb)(void *arg, bool hung_up);
+/* @returns new, or NULL with err set. */
+struct tc_http__hangup *tc_http__hangup_new(uv_loop_t *loop, tc_http__hangup_cb cb,
+                                            struct tc_error *err);
+/* Freed in a close callback on the loop; unwatch every socket first. NULL:
+ * no-op. */
+void tc_http__hangup_free(struct tc_http__hangup *h);
+/* Watches fd until unwatched (bytes_too: bytes are reported as well as a
+ * close); cb gets arg. @borrows arg, which must stay valid until
+ * tc_http__hangup_unwatch. @returns 0, or TC_EIO (the kernel refused:
+ * ENOMEM, fs.epoll.max_user_watches). */
+int tc_http__hangup_watch(struct tc_http__hangup *h, int fd, bool bytes_too, void *arg);
+/* A watched fd, before it is closed. */
+void tc_http__hangup_unwatch(struct tc_http__hangup *h, int fd);
+/* The same for a connection of the server (c->watched); the server's
+ * callback is given c. A refusal is logged, and the connection goes
+ * unwatched: its hang-up is found by its next write. */
+void tc_http__conn_watch(struct tc_http__conn *c, bool bytes_too);
+/* Unwatches c if it is watched. */
+void tc_http__conn_unwatch(struct tc_http__conn *c);
+
 /* sse.c */
 void tc_http__sse_start(struct tc_http__conn *c);
 int tc_http__sse_writeable(struct tc_http__conn *c);
 void tc_http__sse_closed(struct tc_http__conn *c);
 void tc_http__sse_heartbeat(uv_timer_t *t);
+/* The client of a stream closed it (hung_up) or sent bytes. */
+void tc_http__sse_hangup(struct tc_http__conn *c, bool hung_up);
 
 #endif

@@ -92,6 +92,9 @@ void
 tc_http__respond(struct tc_http__conn *c, int status, const char *content_type, unsigned char *body,
                  size_t len)
 {
+    /* lws reads again once this answer is written: a pipelined request is
+     * its to parse, not the watch's. */
+    tc_http__conn_unwatch(c);
     free(c->body);
     c->kind = CONN_RESPONSE;
     c->status = status;
@@ -410,6 +413,31 @@ body_timed_out(struct tc_http__conn *c)
     return 0;
 }
 
+/* A request waits for its answer (Redis, the store, Kafka): lws reads
+ * nothing meanwhile, so the hang-up watch looks out for the client leaving
+ * (hangup.c). Bytes are not its business: they are a pipelined request,
+ * lws's to parse after this answer. */
+static void
+watch_if_waiting(struct tc_http__conn *c)
+{
+    if (c->kind == CONN_PENDING) {
+        tc_http__conn_watch(c, false);
+    }
+}
+
+/* The hang-up watch's report. */
+static void
+on_hangup(void *arg, bool hung_up)
+{
+    struct tc_http__conn *c = arg;
+    if (c->kind == CONN_SSE) {
+        tc_http__sse_hangup(c, hung_up);
+        return;
+    }
+    c->client_gone = true; /* nobody is left to read the answer */
+    lws_callback_on_writable(c->wsi);
+}
+
 static int
 http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
@@ -438,6 +466,7 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
         if (c->reading_body) {
             lws_set_timer_usecs(wsi, (lws_usec_t)srv->cfg->http_body_timeout_ms * 1000);
         }
+        watch_if_waiting(c);
         return rc;
     }
     case LWS_CALLBACK_TIMER:
@@ -457,9 +486,13 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
         if (c->reading_body) {
             lws_set_timer_usecs(wsi, LWS_SET_TIMER_USEC_CANCEL);
             tc_http__admin_complete(c);
+            watch_if_waiting(c);
         }
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (c->client_gone) {
+            return -1;
+        }
         if (c->kind == CONN_SSE) {
             return tc_http__sse_writeable(c);
         }
@@ -473,6 +506,7 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
             body_completed = NULL; /* a later connection may get this address */
         }
         if (c != NULL) {
+            tc_http__conn_unwatch(c); /* before lws closes the socket */
             tc_http__pending_detach(c);
             tc_http__admin_fini(c);
             if (c->kind == CONN_SSE) {
@@ -574,10 +608,16 @@ tc_server_new(uv_loop_t *loop, const struct tc_config *cfg, const struct lws_pro
         info.ssl_cert_filepath = cfg->http_tls_cert;
         info.ssl_private_key_filepath = cfg->http_tls_key;
     }
+    srv->hangup = tc_http__hangup_new(loop, on_hangup, err);
+    if (srv->hangup == NULL) {
+        free(srv);
+        return NULL;
+    }
     srv->ctx = lws_create_context(&info);
     if (srv->ctx == NULL) {
         tc_error_set(err, TC_EIO, "cannot start the HTTP server on %s (is the port in use?)",
                      cfg->http_listen);
+        tc_http__hangup_free(srv->hangup);
         free(srv);
         return NULL;
     }
@@ -629,6 +669,8 @@ tc_server_free(struct tc_server *srv)
     lws_context_destroy(srv->ctx);
     tc_http__per_ip_free(srv->per_ip);
     srv->per_ip = NULL;
+    tc_http__hangup_free(srv->hangup); /* after the streams closed with the context */
+    srv->hangup = NULL;
     for (size_t i = 0; i < srv->nadmin_routes; i++) {
         free(srv->admin_routes[i].pattern);
     }

@@ -64,6 +64,19 @@ resume_point(struct tc_http__conn *c, const char *qs, char *epoch, size_t elen, 
     return true;
 }
 
+/* A request body: Content-Length above 0 (server.c checked it is digits)
+ * or any Transfer-Encoding. */
+static bool
+has_body(struct lws *wsi)
+{
+    char cl[24] = "";
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+        return true;
+    }
+    lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    return cl[strspn(cl, "0")] != '\0';
+}
+
 void
 tc_http__sse_start(struct tc_http__conn *c)
 {
@@ -79,6 +92,13 @@ tc_http__sse_start(struct tc_http__conn *c)
     }
     if (srv->shutting_down) {
         tc_http__respond_error(c, 503, "shutting_down", "try another node");
+        return;
+    }
+    if (has_body(c->wsi)) {
+        /* Nobody reads it once the stream runs (hangup.c): it would only
+         * close the stream. */
+        c->close_after = true;
+        tc_http__respond_error(c, 400, "bad_request", "GET /v1/events takes no body");
         return;
     }
     if (!tc_hub_loaded(srv->deps.hub)) {
@@ -110,6 +130,9 @@ tc_http__sse_start(struct tc_http__conn *c)
     tc_metrics_gauge_set(TC_G_SSE_SESSIONS, (int64_t)srv->nsse);
     /* A stream never ends by itself: no idle timeout for it. */
     lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
+    /* lws reads no more from this connection: the hang-up watch sees the
+     * client leave, or send more (hangup.c says why). */
+    tc_http__conn_watch(c, true);
     enum tc_resume r;
     c->sub = tc_hub_subscribe(srv->deps.hub, &c->sink, "default", &filter, has_since, since,
                               has_since ? epoch : NULL, &r);
@@ -154,6 +177,20 @@ tc_http__sse_writeable(struct tc_http__conn *c)
         lws_callback_on_writable(c->wsi);
     }
     return 0;
+}
+
+void
+tc_http__sse_hangup(struct tc_http__conn *c, bool hung_up)
+{
+    if (!hung_up) {
+        /* Bytes after the request of a stream that never ends: a request
+         * pipelined behind it would wait for ever. The client reconnects
+         * with Last-Event-ID and loses nothing. */
+        tc_info("sse", "client sent bytes on a stream: closing it");
+    }
+    c->sse_closing = true;
+    tc_frame_queue_clear(&c->q);
+    lws_callback_on_writable(c->wsi);
 }
 
 void

@@ -89,6 +89,41 @@ def wait_until(pred, timeout, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+def close_wait_sockets(port):
+    """Sockets on local port in CLOSE_WAIT (the client closed its end, the
+    server has not), from /proc/net/tcp and tcp6."""
+    n = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for row in rows:
+            local, state = row.split()[1], row.split()[3]
+            if state == "08" and int(local.rsplit(":", 1)[1], 16) == port:
+                n += 1
+    return n
+
+
+def main_thread_cpu_s(pid):
+    """CPU seconds (user + system) the process's main thread (tocsind's
+    event loop) has used, from /proc."""
+    with open(f"/proc/{pid}/task/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def assert_loop_idle(t, seconds=2.0, bound=0.5):
+    """tocsind's event loop is not spinning: its thread used under `bound`
+    of the wall time (an idle loop uses about 1 %; one spinning on an unread
+    socket took all the CPU it was given)."""
+    before = main_thread_cpu_s(t.proc.pid)
+    time.sleep(seconds)
+    used = main_thread_cpu_s(t.proc.pid) - before
+    assert used < bound * seconds, f"event loop busy: {used:.2f} s of CPU in {seconds} s"
+
+
 def _stop_process(proc, sig=signal.SIGTERM, timeout=5.0):
     """Sends sig, waits, then SIGKILLs: returns the exit code, never hangs."""
     if proc.poll() is not None:

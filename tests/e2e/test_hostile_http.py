@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from helpers import event, uid, wait_until
+from helpers import assert_loop_idle, event, uid, wait_until
 from rawws import ControlSession, accept_key, shared_tocsind, upgrade_request
 
 TOKEN = "k" * 31 + "A"
@@ -428,6 +428,48 @@ def test_pipelined_requests_are_answered_in_order(node, data, statuses, closed):
     ex = exchange(node[0].port, data, want=len(statuses), wait=3)
     assert ex.statuses == statuses, ex
     assert ex.closed == closed, ex
+
+
+# --------------------------------------------------- answers that wait
+
+
+@pytest.mark.timeout(120)
+def test_client_leaving_a_request_that_waits_is_seen_at_once(tocsind_factory, own_redis):
+    """Regression: lws 4.1.6 reads nothing from a connection while its
+    answer is awaited, so a client that left GET /v1/incidents/{id} waiting
+    for a hung Redis was not seen until the answer came (redis.timeout, 20 s
+    here), and the event loop spun on its unread FIN meanwhile. Now such
+    connections close at once and the loop stays idle; a client that stays
+    gets its answer, then the one to the request it sent meanwhile."""
+    t = tocsind_factory(redis=own_redis, env={"TOCSIN_REDIS_TIMEOUT": "20s"})
+    own_redis.pause()
+    try:
+        left = [socket.create_connection(("127.0.0.1", t.port), timeout=5) for _ in range(5)]
+        for s in left:
+            s.sendall(request("GET", "/v1/incidents/waits-for-redis"))
+        wait_until(lambda: t.metric("tocsin_http_connections") >= 6, 10, interval=0.1,
+                   what="5 requests waiting for Redis")
+        for s in left:
+            s.close()
+        wait_until(lambda: t.metric("tocsin_http_connections") <= 1, 3, interval=0.1,
+                   what="the connections whose client left closed")
+        assert_loop_idle(t)
+        stays = socket.create_connection(("127.0.0.1", t.port), timeout=10)
+        stays.sendall(request("GET", "/v1/incidents/waits-too"))
+        time.sleep(0.3)
+        stays.sendall(request("GET", "/healthz"))
+    finally:
+        own_redis.resume()
+    try:
+        buf, deadline = b"", time.monotonic() + 10
+        while len(_parse(buf)[0]) < 2 and time.monotonic() < deadline:
+            chunk = stays.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    finally:
+        stays.close()
+    assert [r.status for r in _parse(buf)[0]] == [404, 200], buf[:300]
 
 
 # ------------------------------------------------------------- framing
@@ -892,9 +934,8 @@ def test_connection_churn_leaves_counts_balanced(node):
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(one, range(3000)))
-    # lws 4.1.6 misses the close of some SSE streams whose client leaves
-    # right after the response head (the socket sits in CLOSE_WAIT); the
-    # next heartbeat (ws.heartbeat, 25 s) finds and closes them.
-    _settled(t, timeout=45)
+    # Every close is seen at once, SSE streams' too (broker/http/hangup.c),
+    # not at their next heartbeat (ws.heartbeat, 25 s) as before.
+    _settled(t, timeout=10)
     _silent_cap_holds(t, src)
     _session_cap_holds(t, src)

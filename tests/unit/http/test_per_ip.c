@@ -22,6 +22,8 @@
 
 #include <cmocka.h>
 
+#include "socket_fixture.h"
+
 static struct tc_http__addr
 v4(uint32_t host_order)
 {
@@ -227,16 +229,8 @@ test_addr_of_fd(void **state)
     (void)state;
     struct tc_http__addr a;
     char text[INET6_ADDRSTRLEN];
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
-    socklen_t len = sizeof(sin);
-    assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    assert_int_equal(listen(lfd, 1), 0);
-    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
-    int cfd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_int_equal(connect(cfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    int afd = accept(lfd, NULL, NULL);
-    assert_true(afd >= 0);
+    int afd, cfd;
+    sock_tcp_pair(&afd, &cfd);
     assert_int_equal(tc_http__addr_of_fd(afd, &a), TC_OK);
     tc_http__addr_text(&a, text, sizeof(text));
     assert_string_equal(text, "127.0.0.1");
@@ -244,7 +238,6 @@ test_addr_of_fd(void **state)
     assert_memory_equal(a.b, want.b, sizeof(a.b));
     close(afd);
     close(cfd);
-    close(lfd);
 
     int pair[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
