@@ -20,6 +20,11 @@ packages=(
     python3-aiosmtpd python3-jsonschema python3-yaml python3-selenium
     chromium chromium-driver nodejs nginx-light libnginx-mod-nchan python3-pytest-xdist
     clang-format systemd
+    # tests/run.sh --fuzz: clang's libFuzzer and sanitizer runtimes are in
+    # libclang-rt-14-dev, only a Recommends of clang (not installed here);
+    # llvm-14 brings llvm-symbolizer for readable stacks. --valgrind: valgrind.
+    # (--tsan uses gcc's libtsan2, which build-essential already brings.)
+    clang libclang-rt-14-dev llvm-14 valgrind
 )
 
 # A policy-rc.d that says "no" keeps services from starting during the

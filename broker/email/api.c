@@ -117,53 +117,61 @@ email_enabled(struct tc_email_api *api, struct tc_admin_req *req)
     return true;
 }
 
-/* Checks {"address","filter"} into c (normalised address, compact filter).
- * On failure answers 400 naming the field and returns false. */
-static bool
-read_subscription(struct call *c, const json_t *body)
+int
+tc_email_api_read_subscription(const json_t *body, char address[TC_EMAIL_ADDRESS_MAX + 1],
+                               char **filter_json, struct tc_error *err)
 {
-    char msg[320];
+    struct tc_filter filter = {0};
+    struct tc_error why;
     const char *key;
     json_t *v;
-    if (body == NULL) {
-        tc_admin_reply_error(c->req, 400, "bad_request",
-                             "send a JSON object {\"address\":...,\"filter\":{...}}");
-        return false;
+
+    *filter_json = NULL;
+    address[0] = '\0';
+    if (!json_is_object(body)) {
+        return tc_error_set(err, TC_EINVAL,
+                            "send a JSON object {\"address\":...,\"filter\":{...}}");
     }
     json_object_foreach((json_t *)(uintptr_t)body, key, v)
     {
         if (strcmp(key, "address") != 0 && strcmp(key, "filter") != 0) {
-            snprintf(msg, sizeof(msg), "%.60s: unknown field", key);
-            tc_admin_reply_error(c->req, 400, "bad_request", msg);
-            return false;
+            return tc_error_set(err, TC_EINVAL, "%.60s: unknown field", key);
         }
     }
     const char *addr = json_string_value(json_object_get(body, "address"));
-    struct tc_error err;
     if (addr == NULL) {
-        tc_admin_reply_error(c->req, 400, "bad_request", "address: required, a string");
-        return false;
+        return tc_error_set(err, TC_EINVAL, "address: required, a string");
     }
-    if (tc_email_address_check(addr, &err) != TC_OK) {
-        snprintf(msg, sizeof(msg), "address: %s", err.text);
-        tc_admin_reply_error(c->req, 400, "bad_request", msg);
-        return false;
+    if (tc_email_address_check(addr, &why) != TC_OK) {
+        return tc_error_set(err, TC_EINVAL, "address: %s", why.text);
     }
-    snprintf(c->address, sizeof(c->address), "%s", addr);
-    tc_email_address_normalize(c->address);
+    snprintf(address, TC_EMAIL_ADDRESS_MAX + 1, "%s", addr);
+    tc_email_address_normalize(address);
     json_t *f = json_object_get(body, "filter");
-    struct tc_filter filter = {0};
     if (f != NULL && !json_is_null(f) &&
-        (!json_is_object(f) || tc_filter_from_json(f, &filter, &err) != TC_OK)) {
-        snprintf(msg, sizeof(msg), "filter%s%s", json_is_object(f) ? "." : ": ",
-                 json_is_object(f) ? err.text : "must be an object");
-        tc_admin_reply_error(c->req, 400, "bad_request", msg);
-        return false;
+        (!json_is_object(f) || tc_filter_from_json(f, &filter, &why) != TC_OK)) {
+        address[0] = '\0';
+        return tc_error_set(err, TC_EINVAL, "filter%s%s", json_is_object(f) ? "." : ": ",
+                            json_is_object(f) ? why.text : "must be an object");
     }
     json_t *fj = tc_filter_to_json(&filter);
-    c->filter_json = json_dumps(fj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    *filter_json = json_dumps(fj, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(fj);
     tc_filter_fini(&filter);
+    return TC_OK;
+}
+
+/* Checks {"address","filter"} into c (normalised address, compact filter)
+ * and gives it a new id. On failure answers 400 naming the field and
+ * returns false. */
+static bool
+read_subscription(struct call *c, const json_t *body)
+{
+    struct tc_error err;
+    if (tc_email_api_read_subscription(body, c->address, &c->filter_json, &err) != TC_OK) {
+        tc_admin_reply_error(c->req, 400, "bad_request", err.text);
+        return false;
+    }
     unsigned char rnd[8];
     if (tc_random_bytes(rnd, sizeof(rnd)) != TC_OK) {
         tc_admin_reply_error(c->req, 500, "no_randomness", "the kernel gave no random bytes");

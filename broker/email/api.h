@@ -12,6 +12,7 @@
 #define TC_EMAIL_API_H
 
 #include "config/config.h"
+#include "email/address.h"
 #include "http/server.h"
 #include "store/emails.h"
 
@@ -34,5 +35,16 @@ struct tc_email_api;
  * route table is full. */
 struct tc_email_api *tc_email_api_new(struct tc_server *srv, const struct tc_email_api_deps *deps);
 void tc_email_api_free(struct tc_email_api *api);
+
+/* The body check of POST /v1/email-subscribers and POST /v1/subscribe,
+ * pure (no store, no reply), so it can be fuzzed: body must be an object
+ * with only "address" (required, tc_email_address_check) and "filter" (an
+ * optional filter object, or null). Returns 0 with the normalised address
+ * in address[] and a new compact filter JSON in *filter_json (caller
+ * frees; the empty filter for none), or TC_EINVAL with *filter_json NULL and err
+ * naming the field ("address: ...", "filter.components[0]: ...",
+ * "x: unknown field"). */
+int tc_email_api_read_subscription(const json_t *body, char address[TC_EMAIL_ADDRESS_MAX + 1],
+                                   char **filter_json, struct tc_error *err);
 
 #endif

@@ -601,11 +601,17 @@ tc_mailer_close(struct tc_mailer *m, void (*close_cb)(void *arg), void *arg)
     m->close_cb = close_cb;
     m->close_arg = arg;
     uv_timer_stop(&m->timer);
-    /* Abandon what is in flight: the thread runs none of its callbacks. */
+    /* Abandon what is in flight: the thread runs none of its callbacks.
+     * Each is recorded as an attempt without an answer, due again now, so
+     * the next node or the restarted one sends it at once rather than
+     * after its lease (smtp.timeout + 30 s); the server may have taken it
+     * meanwhile: at-least-once. The store is open until this closes. */
     while (m->inflight.next != &m->inflight) {
         struct mail *ml = m->inflight.next;
         ml->prev->next = ml->next;
         ml->next->prev = ml->prev;
+        record(m, ml, true, TC_STORE_EM_RETRY, wall_ms(), 0,
+               "abandoned: tocsind stopped before the server answered", 0);
         mail_free(ml);
     }
     m->ninflight = 0;

@@ -11,6 +11,7 @@
 #include "email/address.h"
 
 #include <curl/curl.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@ struct tc_smtp_send {
     tc_smtp_done_fn cb;
     void *arg;
     uint64_t started_ms;
+    const atomic_bool *stop; /* the sending thread's, or NULL */
     char error[CURL_ERROR_SIZE];
 };
 
@@ -80,6 +82,32 @@ on_seek(void *userp, curl_off_t offset, int origin)
     }
     s->off = (size_t)offset;
     return CURL_SEEKFUNC_OK;
+}
+
+/* curl calls this about once a second, also while it blocks for the reply
+ * to the end of DATA or to QUIT (its pingpong loop checks the callback
+ * between waits of at most 1 s). Once the sending thread is stopping, it
+ * ends the transfer (CURLE_ABORTED_BY_CALLBACK) and drops the connection:
+ * FORBID_REUSE makes curl close it in this transfer's DONE phase, where
+ * this callback and a 1 s response timeout bound the QUIT, instead of
+ * pooling it for curl_multi_cleanup, whose closure handle would wait for
+ * QUIT's reply (queued behind the reply to DATA) up to 120 s with no
+ * callback to stop it. Both options are read after this returns. */
+static int
+on_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    struct tc_smtp_send *s = userp;
+
+    TC_UNUSED(dltotal);
+    TC_UNUSED(dlnow);
+    TC_UNUSED(ultotal);
+    TC_UNUSED(ulnow);
+    if (s->stop == NULL || !atomic_load(s->stop)) {
+        return 0;
+    }
+    curl_easy_setopt(s->easy, CURLOPT_FORBID_REUSE, 1L);
+    curl_easy_setopt(s->easy, CURLOPT_SERVER_RESPONSE_TIMEOUT, 1L);
+    return 1;
 }
 
 /* The reply codes of a refused AUTH (RFC 4954): our credentials or the
@@ -141,10 +169,11 @@ check_send(const struct tc_config *cfg, const char *to, struct tc_error *err)
     return TC_OK;
 }
 
-int
-tc_smtp_send(struct tc_curl_uv *curl, const struct tc_config *cfg, const char *to, char *msg,
-             size_t len, tc_smtp_done_fn cb, void *arg, struct tc_smtp_send **out,
-             struct tc_error *err)
+/* tc_smtp_send, whose transfer ends early once *stop is true (NULL: never). */
+static int
+start_send(struct tc_curl_uv *curl, const struct tc_config *cfg, const char *to, char *msg,
+           size_t len, tc_smtp_done_fn cb, void *arg, const atomic_bool *stop,
+           struct tc_smtp_send **out, struct tc_error *err)
 {
     char *path = NULL;
     int rc;
@@ -164,6 +193,7 @@ tc_smtp_send(struct tc_curl_uv *curl, const struct tc_config *cfg, const char *t
     s->cb = cb;
     s->arg = arg;
     s->started_ms = tc_now_ms();
+    s->stop = stop;
     /* Both addresses passed the check: no '<', '>', CR or LF can be in them. */
     path = tc_xasprintf("<%s>", to);
     s->rcpt = curl_slist_append(NULL, path);
@@ -203,6 +233,11 @@ tc_smtp_send(struct tc_curl_uv *curl, const struct tc_config *cfg, const char *t
     curl_easy_setopt(e, CURLOPT_PROXY, ""); /* ignore *_proxy variables */
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->error);
+    if (stop != NULL) {
+        curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(e, CURLOPT_XFERINFODATA, s);
+        curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    }
     free(path);
     path = NULL;
 
@@ -213,6 +248,14 @@ tc_smtp_send(struct tc_curl_uv *curl, const struct tc_config *cfg, const char *t
 out:
     free(msg);
     return rc;
+}
+
+int
+tc_smtp_send(struct tc_curl_uv *curl, const struct tc_config *cfg, const char *to, char *msg,
+             size_t len, tc_smtp_done_fn cb, void *arg, struct tc_smtp_send **out,
+             struct tc_error *err)
+{
+    return start_send(curl, cfg, to, msg, len, cb, arg, NULL, out, err);
 }
 
 void
@@ -308,6 +351,9 @@ struct tc_smtp_thread {
     struct job done; /* finished, for the home loop */
     bool stop;       /* the home loop asked the thread to end */
     bool ended;      /* the thread's loop is closed */
+    /* stop, readable without mu by on_progress while curl blocks the
+     * thread (it cannot run on_wake then). */
+    atomic_bool stopping;
     /* thread side */
     uv_thread_t tid;
     uv_loop_t loop;
@@ -361,8 +407,8 @@ on_wake(uv_async_t *a)
         list_push(&t->inflight, j);
         char *msg = j->msg;
         j->msg = NULL; /* tc_smtp_send takes it */
-        if (tc_smtp_send(t->curl, t->cfg, j->to, msg, j->len, on_job_done, j, &j->send, &err) !=
-            TC_OK) {
+        if (start_send(t->curl, t->cfg, j->to, msg, j->len, on_job_done, j, &t->stopping, &j->send,
+                       &err) != TC_OK) {
             /* Checked before it was queued: only a bug gets here. */
             struct tc_smtp_result r = {.cls = TC_SMTP_TRANSIENT, .error = err.text};
             on_job_done(j, &r);
@@ -375,8 +421,10 @@ on_wake(uv_async_t *a)
             tc_smtp_abandon(j->send);
             job_free(j);
         }
-        /* Closes the pooled connections (curl says QUIT on each, waiting
-         * for the answer at most smtp.timeout: this thread may block). */
+        /* Closes the pooled connections: curl says QUIT on each and waits
+         * for the answer. Sends that were cut short dropped theirs (see
+         * on_progress), so only idle ones are left, which answer at once
+         * unless the server itself hangs. */
         tc_curl_uv_close(t->curl, NULL, NULL);
         t->curl = NULL;
         uv_close((uv_handle_t *)&t->wake, NULL);
@@ -448,6 +496,7 @@ tc_smtp_thread_new(uv_loop_t *home, const struct tc_config *cfg, struct tc_smtp_
     *out = NULL;
     t->cfg = cfg;
     t->home = home;
+    atomic_init(&t->stopping, false);
     list_init(&t->todo);
     list_init(&t->done);
     list_init(&t->inflight);
@@ -520,5 +569,6 @@ tc_smtp_thread_close(struct tc_smtp_thread *t, void (*close_cb)(void *arg), void
     uv_mutex_lock(&t->mu);
     t->stop = true;
     uv_mutex_unlock(&t->mu);
+    atomic_store(&t->stopping, true); /* a send curl blocks in ends within ~1 s */
     uv_async_send(&t->wake);
 }

@@ -86,7 +86,9 @@ int tc_smtp_thread_send(struct tc_smtp_thread *t, const char *to, char *msg, siz
 
 /* Abandons queued and in-flight sends (their callbacks never run; the
  * server may or may not have taken those mails: at-least-once), closes the
- * pooled connections and ends the thread. Memory is released before
+ * pooled connections and ends the thread. A send curl is blocked in (the
+ * reply to the end of DATA) ends within about 2 s and its connection is
+ * dropped, not pooled, so a server that holds its reply cannot stall it. Memory is released before
  * close_cb (may be NULL) runs on the home loop. */
 void tc_smtp_thread_close(struct tc_smtp_thread *t, void (*close_cb)(void *arg), void *arg);
 

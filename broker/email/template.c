@@ -290,7 +290,19 @@ struct render {
     const json_t *stack[TC_EMAIL_TEMPLATE_DEPTH_MAX + 1];
     size_t depth;
     bool html;
+    /* Ops visited so far. The output bound alone does not bound the work:
+     * sections nested over lists render items^depth times, and a body that
+     * writes nothing (a missing name, an inverted section) never reaches
+     * it (a fuzz finding: 16 sections over 10 items, 10^16 steps). */
+    size_t steps;
+    bool too_long; /* steps passed TC_EMAIL_TEMPLATE_STEPS_MAX */
 };
+
+static bool
+stopped(const struct render *r)
+{
+    return r->b.over || r->too_long;
+}
 
 /* Resolves a dotted name: the first segment through the stack (innermost
  * object holding it), the rest inside that value. NULL when missing. */
@@ -425,10 +437,14 @@ render_with(struct render *r, size_t i, const json_t *v)
 static void
 render_range(struct render *r, size_t from, size_t to)
 {
-    for (size_t i = from; i < to && !r->b.over;) {
+    for (size_t i = from; i < to && !stopped(r);) {
         const struct op *o = &r->t->ops[i];
         const json_t *v;
 
+        if (++r->steps > TC_EMAIL_TEMPLATE_STEPS_MAX) {
+            r->too_long = true;
+            break;
+        }
         switch (o->kind) {
         case OP_TEXT:
             tc_email__buf_add(&r->b, o->s, o->len);
@@ -440,7 +456,7 @@ render_range(struct render *r, size_t from, size_t to)
         case OP_SECTION:
             v = lookup(r, o->s, o->len);
             if (json_is_array(v)) {
-                for (size_t k = 0; k < json_array_size(v) && !r->b.over; k++) {
+                for (size_t k = 0; k < json_array_size(v) && !stopped(r); k++) {
                     render_with(r, i, json_array_get(v, k));
                 }
             } else if (truthy(v)) {
@@ -478,6 +494,12 @@ tc_email_template_render(const struct tc_email_template *t, const json_t *ctx, b
     tc_email__buf_init(&r.b, max);
     r.stack[r.depth++] = ctx;
     render_range(&r, 0, t->n);
+    if (r.too_long) {
+        rc = tc_error_set(err, TC_ETOOBIG,
+                          "rendering takes over %d steps: sections nested over long lists",
+                          TC_EMAIL_TEMPLATE_STEPS_MAX);
+        goto out;
+    }
     if (r.b.over) {
         rc = tc_error_set(err, TC_ETOOBIG, "rendered text is larger than %zu bytes", max);
         goto out;

@@ -28,6 +28,10 @@
 #define TC_EMAIL_TEMPLATE_SRC_MAX   (256 << 10) /* bytes of template text */
 #define TC_EMAIL_TEMPLATE_DEPTH_MAX 16          /* nested sections */
 #define TC_EMAIL_TEMPLATE_NAME_MAX  128         /* bytes of one tag name */
+/* Ops one render may visit (each text, name, section item): tens of ms of
+ * work. The longest digest (200 updates) under the built-in templates takes
+ * tens of thousands; a render that would pass it fails with TC_ETOOBIG. */
+#define TC_EMAIL_TEMPLATE_STEPS_MAX (4 << 20)
 /* Default output bound for tc_email_templates_render (the MIME part bound). */
 #define TC_EMAIL_TEMPLATE_OUT_MAX (512 << 10)
 
@@ -48,7 +52,8 @@ void tc_email_template_free(struct tc_email_template *t);
  * they are. Strings render as is, integers and integral reals as integers,
  * other reals in %.15g, true/false as words, null, objects, arrays and
  * missing names as nothing. Returns 0, or TC_ETOOBIG when the output would
- * pass max bytes (*out NULL). */
+ * pass max bytes or the work TC_EMAIL_TEMPLATE_STEPS_MAX (*out NULL; err
+ * says which). */
 int tc_email_template_render(const struct tc_email_template *t, const json_t *ctx, bool html,
                              size_t max, char **out, size_t *outlen, struct tc_error *err);
 

@@ -7,7 +7,7 @@
  */
 #include "publish/api.h"
 #include "log/log.h"
-#include "model/incident.h"
+#include "publish/request.h"
 #include "store/publish.h"
 
 #include <stdio.h>
@@ -19,11 +19,6 @@
  * within ~100 ms (the consumer's fetch wait is 50 ms). */
 #define VERDICT_EVERY_MS 25
 #define VERDICT_WAIT_MS  3000
-
-/* Fields tocsind fills and a publisher may not send. */
-static const char *const server_fields[] = {"event_id", "occurred_at"};
-/* Fields the store adds to a state, not part of an event. */
-static const char *const state_fields[] = {"started_at", "updated_at"};
 
 struct tc_publish_api {
     struct tc_store *store;
@@ -37,12 +32,10 @@ struct tc_publish_api {
 struct pub {
     struct tc_publish_api *api;
     struct tc_admin_req *req;
-    json_t *body;  /* the request (a copy) */
-    json_t *event; /* the event produced */
-    char incident_id[129];
-    bool open;            /* POST /v1/incidents (else an update) */
-    int64_t want_version; /* the version the publisher asked for, 0 = any */
-    uv_timer_t timer;     /* asks for the verdict */
+    struct tc_publish_request r; /* the checked request */
+    json_t *event;               /* the event produced */
+    bool open;                   /* POST /v1/incidents (else an update) */
+    uv_timer_t timer;            /* asks for the verdict */
     uint64_t deadline_ms;
     bool asking; /* a verdict request is in flight */
     bool timer_open;
@@ -52,7 +45,7 @@ struct pub {
 static void
 pub_free(struct pub *p)
 {
-    json_decref(p->body);
+    tc_publish_request_fini(&p->r);
     json_decref(p->event);
     free(p);
 }
@@ -103,7 +96,7 @@ reply_accepted(struct pub *p, uint64_t seq, bool applied)
         json_object_set_new(doc, "seq", json_integer((json_int_t)seq));
     }
     tc_info("publish", applied ? "event published and applied" : "event published",
-            TC_S("incident", p->incident_id),
+            TC_S("incident", p->r.incident_id),
             TC_S("event_id", json_string_value(json_object_get(p->event, "event_id"))),
             TC_I("version", json_integer_value(json_object_get(p->event, "version"))),
             TC_U("seq", seq));
@@ -129,8 +122,8 @@ on_verdict(void *arg, int status, uint64_t seq)
         snprintf(msg, sizeof(msg),
                  "another publisher's event took version %lld of %s first; read the incident "
                  "and post again",
-                 (long long)v, p->incident_id);
-        tc_warn("publish", "version race: event stale", TC_S("incident", p->incident_id),
+                 (long long)v, p->r.incident_id);
+        tc_warn("publish", "version race: event stale", TC_S("incident", p->r.incident_id),
                 TC_I("version", v));
         tc_admin_reply_error(p->req, 409, "version_race", msg);
     } else if (status == TC_OK) {
@@ -162,13 +155,14 @@ on_produced(void *arg, int status, int32_t partition, int64_t offset, const char
         char msg[300];
         snprintf(msg, sizeof(msg), "Kafka did not take the event (%s); nothing was published",
                  error != NULL ? error : "unknown error");
-        tc_err("publish", "produce failed", TC_S("incident", p->incident_id), TC_S("error", error));
+        tc_err("publish", "produce failed", TC_S("incident", p->r.incident_id),
+               TC_S("error", error));
         tc_admin_reply_error(p->req, 503, "kafka_unavailable", msg);
         p->req = NULL;
         pub_done(p);
         return;
     }
-    tc_debug("publish", "event in Kafka", TC_S("incident", p->incident_id),
+    tc_debug("publish", "event in Kafka", TC_S("incident", p->r.incident_id),
              TC_I("partition", partition), TC_I("offset", offset));
     if (p->api->closing) {
         reply_accepted(p, 0, false);
@@ -211,7 +205,7 @@ publish(struct pub *p, json_t *base, int64_t current_version)
     char event_id[40], now[32], msg[320];
     struct tc_error err;
     int64_t version = current_version + 1;
-    if (p->want_version != 0 && p->want_version != version) {
+    if (p->r.want_version != 0 && p->r.want_version != version) {
         snprintf(msg, sizeof(msg),
                  "version: the incident is at version %lld, so this update is %lld",
                  (long long)current_version, (long long)version);
@@ -221,17 +215,9 @@ publish(struct pub *p, json_t *base, int64_t current_version)
         json_decref(base);
         return;
     }
-    for (size_t i = 0; i < TC_ARRAY_SIZE(state_fields); i++) {
-        json_object_del(base, state_fields[i]);
-    }
-    json_object_update(base, p->body);
     new_event_id(event_id);
     tc_rfc3339_now(now);
-    json_object_set_new(base, "event_id", json_string(event_id));
-    json_object_set_new(base, "incident_id", json_string(p->incident_id));
-    json_object_set_new(base, "version", json_integer((json_int_t)version));
-    json_object_set_new(base, "occurred_at", json_string(now));
-    if (tc_event_validate(base, &err) != TC_OK) {
+    if (tc_publish_build(base, &p->r, version, event_id, now, &err) != TC_OK) {
         tc_admin_reply_error(p->req, 400, "bad_request", err.text);
         p->req = NULL;
         pub_done(p);
@@ -240,13 +226,7 @@ publish(struct pub *p, json_t *base, int64_t current_version)
     }
     p->event = base;
     char *text = json_dumps(base, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (strlen(text) > TC_EVENT_MAX_BYTES) {
-        tc_admin_reply_error(p->req, 400, "bad_request", "the event is over 64 KiB");
-        p->req = NULL;
-        pub_done(p);
-    } else {
-        tc_producer_send(p->api->producer, p->incident_id, text, strlen(text), on_produced, p);
-    }
+    tc_producer_send(p->api->producer, p->r.incident_id, text, strlen(text), on_produced, p);
     free(text);
 }
 
@@ -268,7 +248,7 @@ on_current(void *arg, int status, const char *json, size_t len)
     if (p->open && state != NULL && !ended) {
         char msg[400];
         snprintf(msg, sizeof(msg), "incident %s is already open; POST /v1/incidents/%s/updates",
-                 p->incident_id, p->incident_id);
+                 p->r.incident_id, p->r.incident_id);
         tc_admin_reply_error(p->req, 409, "already_open", msg);
         p->req = NULL;
         pub_done(p);
@@ -284,37 +264,21 @@ on_current(void *arg, int status, const char *json, size_t len)
     json_decref(doc);
 }
 
-/* Checks the request body common to both routes; answers 400 and returns
- * NULL on failure. */
+/* Checks the request (path_id NULL for an opening); answers 400 and
+ * returns NULL on failure. */
 static struct pub *
-pub_new(void *arg, struct tc_admin_req *req, const json_t *body, bool open)
+pub_new(void *arg, struct tc_admin_req *req, const json_t *body, const char *path_id)
 {
-    if (!json_is_object(body)) {
-        tc_admin_reply_error(req, 400, "bad_request",
-                             "send a JSON object with the incident fields");
-        return NULL;
-    }
-    for (size_t i = 0; i < TC_ARRAY_SIZE(server_fields); i++) {
-        if (json_object_get(body, server_fields[i]) != NULL) {
-            char msg[120];
-            snprintf(msg, sizeof(msg), "%s: set by tocsind, leave it out", server_fields[i]);
-            tc_admin_reply_error(req, 400, "bad_request", msg);
-            return NULL;
-        }
-    }
-    const json_t *v = json_object_get(body, "version");
-    if (v != NULL && (!json_is_integer(v) || json_integer_value(v) < 1)) {
-        tc_admin_reply_error(req, 400, "bad_request",
-                             "version: the version this event must get, an integer >= 1");
-        return NULL;
-    }
+    struct tc_error err;
     struct pub *p = tc_xcalloc(1, sizeof(*p));
+    if (tc_publish_request_read(body, path_id, &p->r, &err) != TC_OK) {
+        tc_admin_reply_error(req, 400, "bad_request", err.text);
+        free(p);
+        return NULL;
+    }
     p->api = arg;
     p->req = req;
-    p->open = open;
-    p->body = json_deep_copy(body);
-    p->want_version = v != NULL ? json_integer_value(v) : 0;
-    json_object_del(p->body, "version");
+    p->open = path_id == NULL;
     return p;
 }
 
@@ -322,55 +286,31 @@ static void
 open_incident(void *arg, struct tc_admin_req *req, const char *const *params, const json_t *body)
 {
     TC_UNUSED(params);
-    struct pub *p = pub_new(arg, req, body, true);
+    struct pub *p = pub_new(arg, req, body, NULL);
     if (p == NULL) {
         return;
     }
-    const json_t *id = json_object_get(p->body, "incident_id");
-    if (id != NULL && (!json_is_string(id) || json_string_length(id) < 1 ||
-                       json_string_length(id) >= sizeof(p->incident_id))) {
-        tc_admin_reply_error(req, 400, "bad_request",
-                             "incident_id: 1-128 characters of [A-Za-z0-9._:-]");
-        pub_free(p);
-        return;
-    }
-    if (id != NULL) {
-        snprintf(p->incident_id, sizeof(p->incident_id), "%s", json_string_value(id));
-    } else {
+    if (p->r.incident_id[0] == '\0') {
         /* inc-<date>-<random>: readable in logs, unique enough. */
         unsigned char r[4];
         tc_random_bytes(r, sizeof(r));
         time_t now = time(NULL);
         struct tm tm;
         gmtime_r(&now, &tm);
-        snprintf(p->incident_id, sizeof(p->incident_id), "inc-%04d%02d%02d-%02x%02x%02x%02x",
+        snprintf(p->r.incident_id, sizeof(p->r.incident_id), "inc-%04d%02d%02d-%02x%02x%02x%02x",
                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, r[0], r[1], r[2], r[3]);
     }
-    if (json_object_get(p->body, "status") == NULL) {
-        const char *kind = json_string_value(json_object_get(p->body, "kind"));
-        json_object_set_new(p->body, "status",
-                            json_string(kind != NULL && strcmp(kind, "maintenance") == 0
-                                            ? "scheduled"
-                                            : "investigating"));
-    }
-    tc_store_get_incident(p->api->store, p->incident_id, on_current, p);
+    tc_store_get_incident(p->api->store, p->r.incident_id, on_current, p);
 }
 
 static void
 post_update(void *arg, struct tc_admin_req *req, const char *const *params, const json_t *body)
 {
-    struct pub *p = pub_new(arg, req, body, false);
+    struct pub *p = pub_new(arg, req, body, params[0]);
     if (p == NULL) {
         return;
     }
-    const char *id = json_string_value(json_object_get(p->body, "incident_id"));
-    if (id != NULL && strcmp(id, params[0]) != 0) {
-        tc_admin_reply_error(req, 400, "bad_request", "incident_id: differs from the path");
-        pub_free(p);
-        return;
-    }
-    snprintf(p->incident_id, sizeof(p->incident_id), "%s", params[0]);
-    tc_store_get_incident(p->api->store, p->incident_id, on_current, p);
+    tc_store_get_incident(p->api->store, p->r.incident_id, on_current, p);
 }
 
 struct tc_publish_api *

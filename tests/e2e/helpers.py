@@ -21,7 +21,8 @@ import urllib.error
 import urllib.request
 
 BUILD_DIR = os.path.abspath(os.environ.get("TOCSIN_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build")))
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "LeakSanitizer", "runtime error:")
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "LeakSanitizer", "runtime error:",
+                     "WARNING: ThreadSanitizer")
 # One random tag per pytest run, so ids never collide with an earlier run
 # against the same Redis or Kafka.
 RUN_TAG = secrets.token_hex(3)

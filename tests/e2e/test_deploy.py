@@ -53,7 +53,8 @@ ADDRESS_NOT_SECRET = {"redis.url", "smtp.url"}
 
 # install-deps.sh packages by role in the image.
 BUILD_TOOLS = {"build-essential", "cmake", "pkg-config"}
-TEST_ONLY_DEV = {"libcmocka-dev"}
+# libclang-rt-14-dev: libFuzzer and clang's sanitizer runtimes (tests/run.sh --fuzz).
+TEST_ONLY_DEV = {"libcmocka-dev", "libclang-rt-14-dev"}
 # lib* packages that are not tocsind's: the benchmark's nchan peer.
 BENCH_ONLY_LIBS = {"libnginx-mod-nchan"}
 # Runtime packages the image adds of its own, each for a reason.

@@ -7,7 +7,8 @@
 # Message-ID, From, To, an RFC 2047 subject, RFC 8058 List-Unsubscribe);
 # coalescing; double opt-in with its expired and altered links; unsubscribe
 # by the page's form and by one-click POST; an SMTP server that is away, then
-# back; pending mail across a SIGTERM and a kill -9 of tocsind; 4xx (retried)
+# back; pending mail across a SIGTERM and a kill -9 of tocsind, and a SIGTERM
+# while the server holds its reply to the end of DATA; 4xx (retried)
 # against 5xx (failed); malformed addresses and bodies; rate limits; email
 # disabled. Every JSON answer is held to schemas/email-subscriber.schema.json
 # or schemas/error-response.schema.json.
@@ -623,6 +624,44 @@ def test_pending_mail_survives_restart(tocsind_factory, kafka, smtp_servers, sig
         "the link key changed over the restart"
     assert page(t, link, "POST", b"List-Unsubscribe=One-Click", FORM)[0] == 200
     assert call(t, "GET", f"/v1/email-subscribers/{sub['id']}")[0] == 404
+
+
+def test_sigterm_while_server_delays_end_of_data(tocsind_factory, kafka, smtp_servers):
+    """Regression (issue 7, SMTP shutdown stall): SIGTERM while the SMTP
+    server holds its reply to the end of DATA. libcurl waits for that reply,
+    blocking the sending thread, and used to pool the connection and then
+    wait for QUIT's reply in curl_multi_cleanup, so tocsind hit
+    shutdown.timeout and exited 1. Now it exits 0 within a few seconds, and
+    the mail, abandoned unanswered, is sent after the restart (DESIGN §8.1)."""
+    smtp = smtp_servers(["--delay-data", "300"])
+    # Without the fix the stall lasts smtp.timeout (60 s here), past
+    # shutdown.timeout (30 s): exit 1 after 30 s.
+    t = start(tocsind_factory, smtp, TOCSIN_SMTP_TIMEOUT="60s", TOCSIN_SHUTDOWN_TIMEOUT="30s")
+    to = addr("stall")
+    sub = create(t, to)
+    kafka.produce(event(uid("inc"), 1, title="Stalled at DATA"))
+    wait_until(lambda: "end of DATA from" in smtp.log_tail(), 30,
+               what="the mail's end of DATA at the delaying server")
+    stop_at = time.monotonic()
+    rc = t.stop(signal.SIGTERM, timeout=60)
+    took = time.monotonic() - stop_at
+    assert rc == 0, f"tocsind exited {rc} after {took:.1f}s\n{t.log_tail()}"
+    assert took < 15, f"SIGTERM took {took:.1f}s"
+    assert smtp.mails(rcpt=to) == [], "the delaying server stored the mail"
+
+    smtp.restart([])  # a prompt server on the same port
+    port = t.port
+    t.start(wait_ready=False)
+    t.port = port
+    t.wait_ready()
+    (mail,) = smtp.wait_mails(1, rcpt=to, timeout=30)
+    assert mail.subject == "[Investigating] Stalled at DATA"
+    smtp.expect_quiet(1.0, 1)
+    shown = show(t, sub["id"])
+    assert shown["delivered"] == 1 and shown["pending"] == 0, shown
+    # The abandoned attempt is on record, without a reply code.
+    assert [a["status"] for a in shown["attempts"]] == [250, 0], shown["attempts"]
+    assert "abandoned" in shown["attempts"][1]["error"], shown["attempts"]
 
 
 def test_three_nodes_send_each_mail_once(tocsind_factory, kafka, smtp_servers):

@@ -27,7 +27,8 @@
 #   --fail-data CODE     answer CODE to the end of DATA (nothing is stored)
 #   --delay-rcpt SECONDS wait this long before answering RCPT TO
 #   --delay-data SECONDS wait this long before answering the end of DATA
-#                        (slow servers, client timeouts)
+#                        (slow servers, client timeouts); a line on stdout
+#                        says when such a wait starts
 #   --auth USER:PASS     require AUTH (PLAIN or LOGIN) with these credentials
 #                        before MAIL; allowed without TLS, since tests run on
 #                        loopback
@@ -95,6 +96,10 @@ class Handler:
 
     async def handle_DATA(self, server, session, envelope):
         if self.delay_data:
+            # Said on stdout (the log), so a test knows the client is now
+            # waiting for this reply.
+            print(f"end of DATA from {session.peer[1]}: answering in {self.delay_data:g} s",
+                  flush=True)
             await asyncio.sleep(self.delay_data)
         if self.fail_data is not None:
             code = self.fail_data

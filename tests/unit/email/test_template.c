@@ -259,6 +259,53 @@ test_output_bound(void **state)
     json_decref(c);
 }
 
+/* Regression (issue 7, a fuzz finding): sections nested over one list
+ * render items^depth times; with a body that writes nothing the output
+ * bound never stops it. The step bound does, with its own message. */
+static void
+test_nested_sections_work_bound(void **state)
+{
+    struct tc_error err;
+    struct tc_email_template *t = NULL;
+    char *out = NULL;
+    (void)state;
+
+    /* 16 levels over 10 items: 10^16 visits of {{missing}} if unbounded. */
+    char tpl[16 * 16 + 16 + 16 * 16];
+    size_t n = 0;
+    for (int i = 0; i < 16; i++) {
+        n += (size_t)snprintf(tpl + n, sizeof(tpl) - n, "{{#xs}}");
+    }
+    n += (size_t)snprintf(tpl + n, sizeof(tpl) - n, "{{missing}}");
+    for (int i = 0; i < 16; i++) {
+        n += (size_t)snprintf(tpl + n, sizeof(tpl) - n, "{{/xs}}");
+    }
+    json_t *c = json_loads("{\"xs\":[0,1,2,3,4,5,6,7,8,9]}", 0, NULL);
+    assert_int_equal(tc_email_template_compile("t", tpl, n, &t, &err), TC_OK);
+    uint64_t t0 = tc_now_ms();
+    assert_int_equal(
+        tc_email_template_render(t, c, true, TC_EMAIL_TEMPLATE_OUT_MAX, &out, NULL, &err),
+        TC_ETOOBIG);
+    /* Generous: the bound is ~4M steps, tens of ms here and a few seconds
+     * under valgrind; unbounded, it would never end. */
+    assert_true(tc_now_ms() - t0 < 60000);
+    assert_null(out);
+    assert_non_null(strstr(err.text, "steps"));
+    tc_email_template_free(t);
+
+    /* The same shape at 3 levels (1000 visits) renders: only the work is
+     * bounded, not the nesting. */
+    const char *three = "{{#xs}}{{#xs}}{{#xs}}{{missing}}.{{/xs}}{{/xs}}{{/xs}}";
+    assert_int_equal(tc_email_template_compile("t", three, strlen(three), &t, &err), TC_OK);
+    size_t len = 0;
+    assert_int_equal(
+        tc_email_template_render(t, c, false, TC_EMAIL_TEMPLATE_OUT_MAX, &out, &len, &err), TC_OK);
+    assert_int_equal(len, 1000);
+    free(out);
+    tc_email_template_free(t);
+    json_decref(c);
+}
+
 static const char *DIGEST_CTX =
     "{\"subject\":\"[Identified] Playback <outage>\",\"count_incidents\":1,\"count_updates\":2,"
     "\"incidents\":[{\"title\":\"Playback <outage>\",\"status_label\":\"Identified\","
@@ -434,8 +481,8 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_render_table), cmocka_unit_test(test_compile_errors),
-        cmocka_unit_test(test_output_bound), cmocka_unit_test(test_builtins),
-        cmocka_unit_test(test_overrides),
+        cmocka_unit_test(test_output_bound), cmocka_unit_test(test_nested_sections_work_bound),
+        cmocka_unit_test(test_builtins),     cmocka_unit_test(test_overrides),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

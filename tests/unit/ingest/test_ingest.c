@@ -761,15 +761,19 @@ test_rebalance_orphans_and_close_timeout(void **state)
     ingest_start(&loop, tc_kafka_embedded_bootstrap(k), "g3", &b);
     assert_true(run_until(&loop, both_have_one, both, 40000));
     assert_int_equal(b.n, 1);
-    assert_int_equal(a.n, 3);
-    assert_string_not_equal(a.ids[2], b.ids[0]);
+    /* A gets its partition again once per rebalance that hands it back:
+     * once, or twice when the mock group rebalanced again while B joined
+     * (seen under ASan: A read p0 p1 p0 p0, B p1). */
+    assert_true(a.n >= 3);
+    assert_string_not_equal(a.ids[a.n - 1], b.ids[0]);
 
-    /* The two orphans complete late (one fails: nothing must happen), the
-     * re-delivered one stays held. */
-    assert_int_equal(a.npending, 3);
-    tc_ingest_done(a.in, a.pending[0], 0);
-    tc_ingest_done(a.in, a.pending[1], TC_EIO);
-    a.pending[0] = a.pending[2];
+    /* The orphans (every delivery but the last) complete late (one fails:
+     * nothing must happen); the last re-delivered one stays held. */
+    assert_int_equal(a.npending, a.n);
+    for (int i = 0; i < a.npending - 1; i++) {
+        tc_ingest_done(a.in, a.pending[i], i == 1 ? TC_EIO : 0);
+    }
+    a.pending[0] = a.pending[a.npending - 1];
     a.npending = 1;
     assert_int_equal(tc_metrics_gauge_get(TC_G_INGEST_PAUSED), 0);
 
