@@ -20,6 +20,11 @@ struct item {
     size_t state_len;
     struct tc_match *match;
     bool ends;
+    /* Ring items: the WebSocket frame for sub "default", which nearly every
+     * session gets, encoded by the fan-out and kept for replays, so that a
+     * reconnect storm's resumes share it instead of encoding per session.
+     * NULL until needed. */
+    struct tc_frame *ws_default;
 };
 
 struct tc_hub_sub {
@@ -57,6 +62,9 @@ item_fini(struct item *it)
     free(it->incident_id);
     free(it->state);
     tc_match_free(it->match);
+    if (it->ws_default != NULL) {
+        tc_frame_unref(it->ws_default);
+    }
     memset(it, 0, sizeof(*it));
 }
 
@@ -75,6 +83,7 @@ item_init(struct item *it, uint64_t seq, const char *id, const char *state, size
     it->state_len = state_len;
     it->match = m;
     it->ends = ends;
+    it->ws_default = NULL; /* it may be fresh from realloc */
     return TC_OK;
 }
 
@@ -259,6 +268,21 @@ cache_clear(struct frame_cache *c)
     c->n = 0;
 }
 
+/* The frame of update u for sub: the item's own for a WebSocket "default"
+ * subscription (encoded on first use), else one from the cache. */
+static struct tc_frame *
+frame_for(struct frame_cache *c, const struct tc_hub *hub, const struct tc_hub_sub *sub,
+          struct item *u)
+{
+    if (sub->id != default_id || sub->sink->enc != TC_HUB_ENC_WS) {
+        return cache_get(c, hub, sub, u);
+    }
+    if (u->ws_default == NULL) {
+        u->ws_default = encode_update(hub, TC_HUB_ENC_WS, default_id, u);
+    }
+    return u->ws_default;
+}
+
 /* Deliveries per channel, counted in the loop and added to the metrics once
  * per update: an atomic add per delivery showed in the fan-out profile. */
 struct counts {
@@ -332,7 +356,7 @@ serve_resume(struct tc_hub *hub, struct tc_hub_sub *sub, uint64_t since, const c
     for (size_t i = 0; i < hub->ring_count; i++) {
         struct item *u = ring_at(hub, i);
         if (u->seq > since && tc_filter_match(&sub->filter, tc_match_view(u->match))) {
-            push(sub, cache_get(&cache, hub, sub, u), &n);
+            push(sub, frame_for(&cache, hub, sub, u), &n);
             cache_clear(&cache);
         }
     }
@@ -388,14 +412,14 @@ tc_hub_unsubscribe(struct tc_hub *hub, struct tc_hub_sub *sub)
 
 /* Fans one update out to every matching subscription, in list order. */
 static void
-fan_out(struct tc_hub *hub, const struct item *u)
+fan_out(struct tc_hub *hub, struct item *u)
 {
     const struct tc_match_view *view = tc_match_view(u->match);
     struct frame_cache cache = {.n = 0};
     struct counts n = {0, 0};
     for (struct tc_hub_sub *sub = hub->subs.next; sub != &hub->subs; sub = sub->next) {
         if (tc_filter_match(&sub->filter, view)) {
-            push(sub, cache_get(&cache, hub, sub, u), &n);
+            push(sub, frame_for(&cache, hub, sub, u), &n);
         }
     }
     cache_clear(&cache);
