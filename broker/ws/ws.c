@@ -54,6 +54,11 @@ struct tc_ws {
     size_t nsessions;
     uv_timer_t heartbeat;
     bool shutting_down;
+    /* The welcome of every session connecting at (welcome_epoch,
+     * welcome_seq): one frame, not one per session of a reconnect storm. */
+    struct tc_frame *welcome;
+    uint64_t welcome_seq;
+    char welcome_epoch[TC_EPOCH_MAX];
 };
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -178,6 +183,22 @@ subscribe(struct session *s, const char *id, struct tc_filter *filter, bool has_
         tc_hub_subscribe(s->ws->hub, &s->sink, id, filter, has_since, since, epoch, &r);
 }
 
+static struct tc_frame *
+welcome_frame(struct tc_ws *ws)
+{
+    const char *epoch = tc_hub_epoch(ws->hub);
+    uint64_t seq = tc_hub_seq(ws->hub);
+    if (ws->welcome == NULL || ws->welcome_seq != seq || strcmp(ws->welcome_epoch, epoch) != 0) {
+        if (ws->welcome != NULL) {
+            tc_frame_unref(ws->welcome);
+        }
+        ws->welcome = tc_frame_welcome(epoch, seq, (unsigned)(ws->cfg->ws_heartbeat_ms / 1000));
+        ws->welcome_seq = seq;
+        snprintf(ws->welcome_epoch, sizeof(ws->welcome_epoch), "%s", epoch);
+    }
+    return ws->welcome;
+}
+
 /* The query string makes subscription "default" (DESIGN §4). */
 static void
 on_established(struct session *s)
@@ -194,8 +215,7 @@ on_established(struct session *s)
         send_error(s, "bad_request", "query string too long", LWS_CLOSE_STATUS_POLICY_VIOLATION);
         return;
     }
-    push_new(s, tc_frame_welcome(tc_hub_epoch(s->ws->hub), tc_hub_seq(s->ws->hub),
-                                 (unsigned)(s->ws->cfg->ws_heartbeat_ms / 1000)));
+    sink_push(&s->sink, welcome_frame(s->ws));
     struct tc_filter filter;
     struct tc_error err;
     if (tc_filter_from_query(qs, &filter, &err) != TC_OK) {
@@ -512,6 +532,9 @@ tc_ws_free(struct tc_ws *ws)
         return;
     }
     uv_timer_stop(&ws->heartbeat);
+    if (ws->welcome != NULL) {
+        tc_frame_unref(ws->welcome);
+    }
     ws->heartbeat.data = ws;
     uv_close((uv_handle_t *)&ws->heartbeat, free_on_close);
 }
