@@ -13,6 +13,8 @@ import json
 import math
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import time
 
@@ -84,6 +86,7 @@ class Bench(Stack):
         rss1 = proc_status(self.tocsind.pid, "VmRSS")
         log(f"{ready} sessions ready ({failed} failed) in {connect_s:.1f}s; "
             f"tocsind RSS {rss0} kB -> {rss1} kB")
+        perf = self.start_perf()
         cpu0 = proc_cpu_s(self.tocsind.pid)
         self.publish()
         try:
@@ -92,7 +95,30 @@ class Bench(Stack):
             log(f"not every session got every update: {e}")
         cpu1 = proc_cpu_s(self.tocsind.pid)
         results = self.gens.collect()
+        self.stop_perf(perf)
         return self.summarize(results, ready, connect_s, rss0, rss1, cpu1 - cpu0)
+
+    def start_perf(self):
+        """perf record -g on tocsind over the delivery phase only (--perf)."""
+        if not self.args.perf:
+            return None
+        out = os.path.join(self.tmp, "perf.data")
+        perf = subprocess.Popen(["perf", "record", "-q", "-g", "-F", "4999", "-o", out,
+                                 "-p", str(self.tocsind.pid)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        time.sleep(1)  # perf needs a moment to attach before the publish
+        log(f"perf recording tocsind into {out}")
+        return perf
+
+    def stop_perf(self, perf):
+        if perf is None:
+            return
+        perf.send_signal(signal.SIGINT)  # perf writes its file on SIGINT
+        try:
+            perf.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            perf.kill()
+            perf.wait(timeout=5)
 
     def summarize(self, results, ready, connect_s, rss0, rss1, cpu_s):
         a = self.args
@@ -172,7 +198,10 @@ def main():
     ap.add_argument("--build-dir", default=os.environ.get("TOCSIN_BUILD_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build")))
     ap.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, samples)")
+    ap.add_argument("--perf", action="store_true",
+                    help="perf record -g tocsind during the delivery phase (implies --keep)")
     args = ap.parse_args()
+    args.keep = args.keep or args.perf
     if args.sessions < 1 or args.updates < 1 or args.connect_rate <= 0:
         ap.error("--sessions, --updates and --connect-rate must be positive")
 

@@ -204,3 +204,33 @@ def test_subscribe_message_adds_named_subscription(tocsind, kafka):
         return up
 
     assert run(body())["incident"]["incident_id"] == iid
+
+
+def test_sixteen_subscriptions_each_delivered_seventeenth_refused(tocsind, kafka):
+    # A session's subscription table grows by doubling up to ws.max_subscriptions
+    # (16): every one of the 16 still gets its update across the regrowths,
+    # the 17th is refused, and a freed slot can be used again.
+    iid = uid("inc")
+
+    async def body():
+        ws = await Ws.connect(tocsind.ws_url, query(components=["playback"]))
+        await ws.expect("snapshot")
+        for i in range(15):
+            await ws.send({"type": "subscribe", "id": f"s{i}", "filter": {"components": ["playback"]}})
+            assert (await ws.expect("snapshot"))["sub"] == f"s{i}"
+        await ws.send({"type": "subscribe", "id": "s15", "filter": {}})
+        refused = await ws.expect("error")
+        await ws.send({"type": "unsubscribe", "id": "s3"})
+        await ws.send({"type": "subscribe", "id": "again", "filter": {"components": ["playback"]}})
+        assert (await ws.expect("snapshot"))["sub"] == "again"
+        await in_thread(kafka.produce, event(iid, 1, components=["playback"]))
+        ups = await ws.updates(16)
+        await ws.quiet(0.5)
+        await ws.close()
+        return refused, ups
+
+    refused, ups = run(body())
+    assert refused["code"] == "too_many_subscriptions"
+    subs = sorted(u["sub"] for u in ups)
+    assert subs == sorted(["default", "again"] + [f"s{i}" for i in range(15) if i != 3])
+    assert {u["incident"]["incident_id"] for u in ups} == {iid}
