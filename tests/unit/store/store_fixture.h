@@ -375,6 +375,55 @@ key(const struct fx *fx, const char *suffix)
     return buf;
 }
 
+/* ---- lost replies ---- */
+
+/* The store went down once and is ready again. */
+static inline bool
+ready_again(struct fx *fx)
+{
+    return fx->ready_true >= 2;
+}
+
+/* Freezes the redis-server (SIGSTOP): commands sent now time out. */
+static inline void
+redis_freeze(void)
+{
+    assert_int_equal(kill(redis_pid, SIGSTOP), 0);
+}
+
+/* Wakes it and waits until the store has reconnected. */
+static inline void
+redis_thaw(struct fx *fx)
+{
+    assert_int_equal(kill(redis_pid, SIGCONT), 0);
+    assert_true(run_until(fx, ready_again, 10000));
+}
+
+/* After a claim whose reply was lost: waits (5 s at most) until Redis has
+ * run it on the dropped connection, that is, until member's score in zset
+ * is the claim's lease end. Should Redis have discarded it unrun, the test
+ * writes that score as the claim would have, so the rest holds either way.
+ * @returns true when the claim itself ran. */
+static inline bool
+lost_claim_ran(const char *zset, const char *member, const char *lease_end)
+{
+    uint64_t deadline = tc_now_ms() + 5000;
+    bool ran = false;
+
+    while (!ran && tc_now_ms() < deadline) {
+        redisReply *r = redis_cmd("ZSCORE %s %s", zset, member);
+        ran = r->type == REDIS_REPLY_STRING && strtod(r->str, NULL) == strtod(lease_end, NULL);
+        freeReplyObject(r);
+        if (!ran) {
+            usleep(20 * 1000);
+        }
+    }
+    if (!ran) {
+        freeReplyObject(redis_cmd("ZADD %s %s %s", zset, lease_end, member));
+    }
+    return ran;
+}
+
 /* ---- follower ---- */
 
 static inline void
