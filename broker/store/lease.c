@@ -49,7 +49,7 @@ static const char *const queue_names[TC_STORE__NQUEUES] = {
 };
 
 void
-tc_store__lease_end(uint64_t now_ms, uint64_t lease_ms, char out[TC_STORE__LEASE_MAX])
+tc_store__lease_end(uint64_t now_ms, uint64_t lease_ms, char out[TC_STORE_LEASE_MAX])
 {
     uint16_t r = 0;
     uint64_t ms = now_ms + lease_ms;
@@ -69,11 +69,17 @@ tc_store__lease_end(uint64_t now_ms, uint64_t lease_ms, char out[TC_STORE__LEASE
     if (ms == 0 || ms >= MS_LIMIT) {
         /* Not a wall clock (a test's 0) or past 2109: a whole ms, as
          * before, which is merely not releasable. */
-        snprintf(out, TC_STORE__LEASE_MAX, "%" PRIu64, ms);
+        snprintf(out, TC_STORE_LEASE_MAX, "%" PRIu64, ms);
         return;
     }
-    snprintf(out, TC_STORE__LEASE_MAX, "%" PRIu64 ".%011" PRIu64, ms - 1,
+    snprintf(out, TC_STORE_LEASE_MAX, "%" PRIu64 ".%011" PRIu64, ms - 1,
              (uint64_t)(((1ULL << FRAC_BITS) - j) * FRAC_MUL));
+}
+
+uint64_t
+tc_store__lease_until(const char *lease_end)
+{
+    return strtoull(lease_end, NULL, 10) + (strchr(lease_end, '.') != NULL ? 1 : 0);
 }
 
 void
@@ -146,5 +152,5 @@ tc_store__lease_check(struct tc_store__req *req, int status, int queue, int argi
     }
     /* A script request's argv is EVALSHA, sha, then what was submitted. */
     lease_end = req->argv[2 + argi];
-    tc_store__lease_lost(req->conn->store, queue, lease_end, strtoull(lease_end, NULL, 10) + 1);
+    tc_store__lease_lost(req->conn->store, queue, lease_end, tc_store__lease_until(lease_end));
 }

@@ -235,14 +235,11 @@ enum { TC_STORE__Q_WH, TC_STORE__Q_EM, TC_STORE__NQUEUES };
  * lost one drops the connection, so a freeze loses about one per gateway;
  * past the bound the oldest is forgotten and its lease simply runs out. */
 #define TC_STORE__LOST_MAX 16
-/* A lease end's text: whole ms, '.', 11 digits. */
-#define TC_STORE__LEASE_MAX 40
-
 struct tc_store__lost {
     size_t n;
     struct {
-        char score[TC_STORE__LEASE_MAX]; /* the lease end, as sent */
-        uint64_t until_ms;               /* forgotten from then on (the claim's clock) */
+        char score[TC_STORE_LEASE_MAX]; /* the lease end, as sent */
+        uint64_t until_ms;              /* forgotten from then on (the claim's clock) */
     } e[TC_STORE__LOST_MAX];
 };
 
@@ -304,7 +301,9 @@ void tc_store__submit_strs(struct tc_store *s, struct tc_store__req *req, int ar
  * lost claims whose lease is over and sends the release script on the
  * command connection (the caller has admitted a command) for the others:
  * their jobs are due again at now_ms. */
-void tc_store__lease_end(uint64_t now_ms, uint64_t lease_ms, char out[TC_STORE__LEASE_MAX]);
+void tc_store__lease_end(uint64_t now_ms, uint64_t lease_ms, char out[TC_STORE_LEASE_MAX]);
+/* The first whole ms at which lease_end is over. */
+uint64_t tc_store__lease_until(const char *lease_end);
 void tc_store__lease_lost(struct tc_store *s, int queue, const char *lease_end, uint64_t until_ms);
 void tc_store__lease_release(struct tc_store *s, int queue, const char *zset, uint64_t now_ms);
 /* For a claim's done_fn: remembers req's lease end (its submitted argument

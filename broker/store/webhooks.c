@@ -376,7 +376,7 @@ tc_store_wh_claim(struct tc_store *s, uint64_t now_ms, uint64_t lease_ms, size_t
                   tc_store_wh_claim_cb cb, void *arg)
 {
     const char *p = s->cfg->redis_prefix;
-    char *due = NULL, *eps = NULL, snow[24], slease[TC_STORE__LEASE_MAX], smax[24], snow_s[24];
+    char *due = NULL, *eps = NULL, snow[24], slease[TC_STORE_LEASE_MAX], smax[24], snow_s[24];
     struct tc_store__req *req;
     int rc = tc_store__cmd_admit(s);
 

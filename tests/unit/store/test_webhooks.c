@@ -313,7 +313,7 @@ test_lost_claim_released(void **state)
     struct fx fx;
     struct wh_res r;
     uint64_t sa, sb, now;
-    char ja[64], jb[64], lease_end[TC_STORE__LEASE_MAX];
+    char ja[64], jb[64], lease_end[TC_STORE_LEASE_MAX];
     const struct tc_store__lost *lost;
     char due[256];
 
