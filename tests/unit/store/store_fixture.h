@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "model/incident.h"
 #include "store/store.h"
+#include "store/store_internal.h"
 #include "util/util.h"
 
 #include <hiredis/hiredis.h>
@@ -422,6 +423,27 @@ lost_claim_ran(const char *zset, const char *member, const char *lease_end)
         freeReplyObject(redis_cmd("ZADD %s %s %s", zset, lease_end, member));
     }
     return ran;
+}
+
+/* A claim of queue, sent at now for lease_ms to a frozen Redis, has just
+ * timed out: checks that its lease end (written to out) is unique and
+ * remembered until the lease ends, wakes Redis and waits until the claim
+ * has leased member of zset. */
+static inline void
+lost_claim_check(struct fx *fx, int queue, uint64_t now, uint64_t lease_ms, const char *zset,
+                 const char *member, char out[TC_STORE_LEASE_MAX])
+{
+    const struct tc_store__lost *lost = &fx->s->lost[queue];
+
+    assert_int_equal(lost->n, 1);
+    snprintf(out, TC_STORE_LEASE_MAX, "%s", lost->e[0].score);
+    /* Unique: a fraction of a ms, just under now + lease. */
+    assert_non_null(strchr(out, '.'));
+    assert_true(strtod(out, NULL) > (double)(now + lease_ms - 1));
+    assert_true(strtod(out, NULL) < (double)(now + lease_ms));
+    assert_int_equal(lost->e[0].until_ms, now + lease_ms);
+    redis_thaw(fx);
+    lost_claim_ran(zset, member, out);
 }
 
 /* ---- follower ---- */
