@@ -65,8 +65,11 @@ enum tc_store_em_outcome {
 };
 
 /* Takes up to max due subscribers (a queue item due at or before now_ms)
- * and leases them until now_ms + lease_ms. Every callback here runs exactly
- * once, possibly before the function returns. */
+ * and leases them until now_ms + lease_ms (a score unique to this claim, a
+ * fraction of a ms under it: the job's lease). When the claim's reply is
+ * lost, the next claims first make whatever it leased due again, until its
+ * lease ends. Every callback here runs exactly once, possibly before the
+ * function returns. */
 void tc_store_em_claim(struct tc_store *s, uint64_t now_ms, uint64_t lease_ms, size_t max,
                        tc_store_em_claim_cb cb, void *arg);
 
@@ -79,7 +82,8 @@ void tc_store_em_claim(struct tc_store *s, uint64_t now_ms, uint64_t lease_ms, s
  * changes nothing but the attempt record. n is 1 when applied, 0 when the
  * lease had been lost or the subscriber is gone. attempt_json NULL or not an
  * object is kept as {}; nitems over TC_STORE_EM_MAIL_UPDATES_MAX (more than a
- * claim hands out) is TC_EINVAL, nothing changed. */
+ * claim hands out) or a NULL, empty or over-long lease is TC_EINVAL, nothing
+ * changed. */
 void tc_store_em_complete(struct tc_store *s, const char *subscriber_id, const char *lease,
                           size_t nitems, enum tc_store_em_outcome outcome, uint64_t next_due_ms,
                           const char *attempt_json, tc_store_em_count_cb cb, void *arg);

@@ -28,6 +28,8 @@
 #define FRAC_MUL  48828125ULL
 #define MS_LIMIT  (1ULL << (53 - FRAC_BITS))
 _Static_assert(FRAC_MUL == 48828125ULL && FRAC_BITS == 11, "FRAC_MUL is 5^FRAC_BITS");
+/* The release's numkeys, key, now and scores fit tc_store__submit_strs. */
+_Static_assert(3 + TC_STORE__LOST_MAX <= 32, "too many lost claims for one release");
 
 /* KEYS: 1 the queue's zset. ARGV: 1 now ms, 2.. lease ends of lost claims.
  * Every member whose score is exactly one of them is due again now. Returns
@@ -58,10 +60,11 @@ tc_store__lease_end(uint64_t now_ms, uint64_t lease_ms, char out[TC_STORE_LEASE_
     /* Lease ends differ between claims by their random fraction: two claims
      * (of any node) collide only when they end in the same ms AND draw the
      * same j, 1 in 2047; only then could a release (itself rare: a reply
-     * lost) make another node's job due early, which costs a repeated
-     * attempt, never a lost job. Scores written by anything else are whole
-     * ms, never equal to one of these. The end lies in (ms - 1, ms), so a
-     * lease of L ms is over at now + L, as it always was. */
+     * lost) make another node's job due early, which may cost a repeated
+     * attempt (a webhook with the same id, or a second mail), never a lost
+     * job or a break of order (completion checks the FIFO head / lease). Scores written by anything
+     * else are whole ms, never equal to one of these. The end lies in (ms - 1, ms), so a lease of L
+     * ms is over at now + L, as it always was. */
     if (tc_random_bytes(&r, sizeof(r)) != 0) {
         r = (uint16_t)(tc_now_ms() ^ now_ms);
     }
