@@ -48,7 +48,8 @@ struct mail {
     enum tc_store_em_kind kind;
     size_t nitems;   /* queue items it carries (the store's count) */
     size_t nupdates; /* updates in the digest */
-    uint64_t attempts, lease_until_ms;
+    uint64_t attempts;
+    char lease[TC_STORE_LEASE_MAX]; /* the claim's lease end, for complete */
 };
 
 struct tc_mailer {
@@ -187,8 +188,8 @@ record(struct tc_mailer *m, const struct mail *ml, bool built, enum tc_store_em_
     r->m = m;
     r->subscriber_id = tc_xstrdup(ml->subscriber_id);
     m->recording++;
-    tc_store_em_complete(m->store, ml->subscriber_id, ml->lease_until_ms, ml->nitems, outcome,
-                         next_due_ms, text, on_recorded, r);
+    tc_store_em_complete(m->store, ml->subscriber_id, ml->lease, ml->nitems, outcome, next_due_ms,
+                         text, on_recorded, r);
     free(text);
 }
 
@@ -360,7 +361,7 @@ mail_start(struct tc_mailer *m, const struct tc_store_em_job *job)
     ml->kind = job->kind;
     ml->nitems = job->nitems;
     ml->attempts = job->attempts;
-    ml->lease_until_ms = job->lease_until_ms;
+    snprintf(ml->lease, sizeof(ml->lease), "%s", job->lease);
 
     json_t *sub = json_loadb(job->subscriber, job->subscriber_len, 0, NULL);
     const char *address = json_string_value(json_object_get(sub, "address"));

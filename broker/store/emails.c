@@ -57,7 +57,8 @@ _Static_assert(TC_STORE_EM_ATTEMPTS_KEPT == 20, "ATT_LAST_LUA is out of date");
     "end\n"
 
 /* KEYS: 1 em:due, 2 em:subs, 3 em:refs, 4 em:first, 5 em:tries. ARGV: 1 now
- * ms, 2 lease ms, 3 max, 4 P, 5 updates per mail. Returns 8 strings per job:
+ * ms, 2 lease end (the score text of tc_store__lease_end), 3 max, 4 P,
+ * 5 updates per mail. Returns 8 strings per job:
  * id, subscriber JSON, "confirm" or "digest", updates JSON array, queue items
  * carried, attempts, first queued ms, lease end ms. A "c" at the head is a
  * mail of its own; otherwise the leading seqs up to the next "c" make the
@@ -67,7 +68,7 @@ _Static_assert(TC_STORE_EM_ATTEMPTS_KEPT == 20, "ATT_LAST_LUA is out of date");
 const char tc_store__em_claim_lua[] =
     EM_UNREF_LUA
     "local P, umax = ARGV[4], tonumber(ARGV[5])\n"
-    "local lease = string.format('%d', tonumber(ARGV[1]) + tonumber(ARGV[2]))\n"
+    "local lease = ARGV[2]\n"
     "local out = {}\n"
     "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])\n"
     "for _, id in ipairs(due) do\n"
@@ -114,7 +115,7 @@ const char tc_store__em_claim_lua[] =
     "return out\n";
 
 /* KEYS: 1 em:due, 2 em:subs, 3 em:refs, 4 em:first, 5 em:tries. ARGV: 1 id,
- * 2 lease end ms, 3 queue items carried, 4 delivered|retry|failed, 5 next due
+ * 2 lease end (as claim returned it), 3 queue items carried, 4 delivered|retry|failed, 5 next due
  * ms, 6 attempt JSON, 7 P, 8 now ms, 9 email.coalesce ms. Returns 1 when
  * applied, 0 when the subscriber is gone or the lease was lost (its due time
  * is no longer the lease end: another node claimed it since, or it was
@@ -371,6 +372,8 @@ bounded(const char *str, size_t max)
 
 /* Strings per claimed job in the claim script's reply. */
 #define CLAIM_FIELDS 8
+/* Where the claim's lease end is among its submitted arguments. */
+#define CLAIM_LEASE_ARG 7
 
 static uint64_t
 num(const redisReply *r)
@@ -384,6 +387,7 @@ claim_done(struct tc_store__req *req, int status, const redisReply *reply)
     struct tc_store_em_job *jobs = NULL;
     size_t n = 0;
 
+    tc_store__lease_check(req, status, TC_STORE__Q_EM, CLAIM_LEASE_ARG);
     if (status != 0) {
         goto out;
     }
@@ -392,7 +396,8 @@ claim_done(struct tc_store__req *req, int status, const redisReply *reply)
         goto out;
     }
     for (size_t i = 0; i < reply->elements; i++) {
-        if (reply->element[i]->type != REDIS_REPLY_STRING) {
+        if (reply->element[i]->type != REDIS_REPLY_STRING ||
+            (i % CLAIM_FIELDS == 7 && reply->element[i]->len >= TC_STORE_LEASE_MAX)) {
             status = TC_EIO;
             goto out;
         }
@@ -411,7 +416,8 @@ claim_done(struct tc_store__req *req, int status, const redisReply *reply)
             .nitems = (size_t)num(e[4]),
             .attempts = num(e[5]),
             .first_queued_ms = num(e[6]),
-            .lease_until_ms = num(e[7]),
+            .lease_until_ms = tc_store__lease_until(e[7]->str),
+            .lease = e[7]->str,
         };
     }
 out:
@@ -423,7 +429,7 @@ void
 tc_store_em_claim(struct tc_store *s, uint64_t now_ms, uint64_t lease_ms, size_t max,
                   tc_store_em_claim_cb cb, void *arg)
 {
-    char snow[24], slease[24], smax[24], sumax[24];
+    char snow[24], slease[TC_STORE_LEASE_MAX], smax[24], sumax[24], *due;
     struct tc_store__req *req;
     int rc = tc_store__cmd_admit(s);
 
@@ -432,9 +438,13 @@ tc_store_em_claim(struct tc_store *s, uint64_t now_ms, uint64_t lease_ms, size_t
         return;
     }
     snprintf(snow, sizeof(snow), "%" PRIu64, now_ms);
-    snprintf(slease, sizeof(slease), "%" PRIu64, lease_ms);
+    tc_store__lease_end(now_ms, lease_ms, slease);
     snprintf(smax, sizeof(smax), "%zu", max > TC_STORE_EM_CLAIM_MAX ? TC_STORE_EM_CLAIM_MAX : max);
     snprintf(sumax, sizeof(sumax), "%d", TC_STORE_EM_MAIL_UPDATES_MAX);
+    /* Sent first on the same connection, so this claim may take them. */
+    due = tc_xasprintf("%s%s", s->cfg->redis_prefix, key_names[K_DUE]);
+    tc_store__lease_release(s, TC_STORE__Q_EM, due, now_ms);
+    free(due);
     req = tc_store__cmd_req(s, TC_STORE__EM_CLAIM, claim_done, 0, arg);
     req->cb.em_claim = cb;
     em_send(s, req, 5, (const int[]){K_DUE, K_SUBS, K_REFS, K_FIRST, K_TRIES}, 5,
@@ -442,7 +452,7 @@ tc_store_em_claim(struct tc_store *s, uint64_t now_ms, uint64_t lease_ms, size_t
 }
 
 void
-tc_store_em_complete(struct tc_store *s, const char *subscriber_id, uint64_t lease_until_ms,
+tc_store_em_complete(struct tc_store *s, const char *subscriber_id, const char *lease,
                      size_t nitems, enum tc_store_em_outcome outcome, uint64_t next_due_ms,
                      const char *attempt_json, tc_store_em_count_cb cb, void *arg)
 {
@@ -451,7 +461,7 @@ tc_store_em_complete(struct tc_store *s, const char *subscriber_id, uint64_t lea
         [TC_STORE_EM_RETRY] = "retry",
         [TC_STORE_EM_FAILED] = "failed",
     };
-    char slease[24], sn[24], snext[24], snow[24], scoalesce[24];
+    char sn[24], snext[24], snow[24], scoalesce[24];
     struct tc_store__req *req;
     size_t alen = attempt_json != NULL ? strlen(attempt_json) : 0;
 
@@ -460,8 +470,8 @@ tc_store_em_complete(struct tc_store *s, const char *subscriber_id, uint64_t lea
     }
     /* A claim never hands out more items than a mail carries: a larger
      * count would drop updates that were never sent. */
-    if (!bounded(subscriber_id, ID_MAX) || nitems > TC_STORE_EM_MAIL_UPDATES_MAX ||
-        (unsigned)outcome >= TC_ARRAY_SIZE(names)) {
+    if (!bounded(subscriber_id, ID_MAX) || !bounded(lease, TC_STORE_LEASE_MAX - 1) ||
+        nitems > TC_STORE_EM_MAIL_UPDATES_MAX || (unsigned)outcome >= TC_ARRAY_SIZE(names)) {
         cb(arg, TC_EINVAL, 0);
         return;
     }
@@ -469,7 +479,6 @@ tc_store_em_complete(struct tc_store *s, const char *subscriber_id, uint64_t lea
     if (alen < 2 || attempt_json[0] != '{' || attempt_json[alen - 1] != '}') {
         attempt_json = "{}";
     }
-    snprintf(slease, sizeof(slease), "%" PRIu64, lease_until_ms);
     snprintf(sn, sizeof(sn), "%zu", nitems);
     snprintf(snext, sizeof(snext), "%" PRIu64, next_due_ms);
     snprintf(snow, sizeof(snow), "%" PRIu64, wall_ms());
@@ -478,7 +487,7 @@ tc_store_em_complete(struct tc_store *s, const char *subscriber_id, uint64_t lea
                             arg);
     req->cb.count = cb;
     em_send(s, req, 5, (const int[]){K_DUE, K_SUBS, K_REFS, K_FIRST, K_TRIES}, 9,
-            (const char *[]){subscriber_id, slease, sn, names[outcome], snext, attempt_json,
+            (const char *[]){subscriber_id, lease, sn, names[outcome], snext, attempt_json,
                              s->cfg->redis_prefix, snow, scoalesce});
 }
 

@@ -45,7 +45,8 @@ struct tc_store_em_job {
     size_t nitems;            /* queue items this mail carries (pass back to complete) */
     uint64_t attempts;        /* attempts made before this one */
     uint64_t first_queued_ms; /* wall clock when its oldest item was queued */
-    uint64_t lease_until_ms;  /* this claim's lease: pass it back to complete */
+    uint64_t lease_until_ms;  /* the first ms at which this claim's lease is over */
+    const char *lease;        /* this claim's lease end: pass it back to complete */
 };
 
 /* status 0 with n jobs (n may be 0), or TC_EIO / TC_ETIMEDOUT / TC_EAGAIN
@@ -64,22 +65,26 @@ enum tc_store_em_outcome {
 };
 
 /* Takes up to max due subscribers (a queue item due at or before now_ms)
- * and leases them until now_ms + lease_ms. Every callback here runs exactly
- * once, possibly before the function returns. */
+ * and leases them until now_ms + lease_ms (a score unique to this claim, a
+ * fraction of a ms under it: the job's lease). When the claim's reply is
+ * lost, the next claims first make whatever it leased due again, until its
+ * lease ends. Every callback here runs exactly once, possibly before the
+ * function returns. */
 void tc_store_em_claim(struct tc_store *s, uint64_t now_ms, uint64_t lease_ms, size_t max,
                        tc_store_em_claim_cb cb, void *arg);
 
 /* Records one attempt of the mail claimed for subscriber_id carrying nitems
  * items; attempt_json (an object) is kept in the subscriber's last attempts.
  * After DELIVERED or FAILED, items queued meanwhile make the subscriber due
- * again `email.coalesce` later. lease_until_ms is the job's: the outcome is
+ * again `email.coalesce` later. lease is the job's: the outcome is
  * applied only while that lease still holds (the subscriber's due time is
  * still it), so a node whose lease ran out and was re-claimed elsewhere
  * changes nothing but the attempt record. n is 1 when applied, 0 when the
  * lease had been lost or the subscriber is gone. attempt_json NULL or not an
  * object is kept as {}; nitems over TC_STORE_EM_MAIL_UPDATES_MAX (more than a
- * claim hands out) is TC_EINVAL, nothing changed. */
-void tc_store_em_complete(struct tc_store *s, const char *subscriber_id, uint64_t lease_until_ms,
+ * claim hands out) or a NULL, empty or over-long lease is TC_EINVAL, nothing
+ * changed. */
+void tc_store_em_complete(struct tc_store *s, const char *subscriber_id, const char *lease,
                           size_t nitems, enum tc_store_em_outcome outcome, uint64_t next_due_ms,
                           const char *attempt_json, tc_store_em_count_cb cb, void *arg);
 

@@ -205,6 +205,7 @@ const char *const tc_store__script_text[TC_STORE__NSCRIPTS] = {
     [TC_STORE__EM_RATE] = tc_store__em_rate_lua,
     [TC_STORE__EM_LINK_KEY] = tc_store__em_link_key_lua,
     [TC_STORE__EM_STATS] = tc_store__em_stats_lua,
+    [TC_STORE__RELEASE] = tc_store__release_lua,
 };
 
 #define APPLY_NKEYS 14

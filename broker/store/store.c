@@ -292,6 +292,7 @@ tc_store__submit(struct tc_store__req *req, int argc, const char **argv, const s
         goto fail;
     }
     req->registered = true;
+    req->sent = true;
     uv_timer_start(&req->timer, on_timeout, timeout_ms, 0);
     return;
 fail:

@@ -20,6 +20,8 @@
 struct tc_store;
 
 #define TC_EPOCH_MAX 64
+/* Longest text of a claim's lease end (a score: whole ms, '.', 11 digits). */
+#define TC_STORE_LEASE_MAX 40
 
 /* The answers of the gateways' store calls (webhooks.h, emails.h,
  * publish.h): status 0 with a borrowed compact JSON text / a count / a

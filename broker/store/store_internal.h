@@ -59,6 +59,7 @@ enum tc_store__script {
     TC_STORE__EM_RATE,
     TC_STORE__EM_LINK_KEY,
     TC_STORE__EM_STATS,
+    TC_STORE__RELEASE, /* lease.c: lost claims' jobs due again */
     TC_STORE__NSCRIPTS,
 };
 
@@ -73,6 +74,8 @@ extern const char tc_store__em_claim_lua[], tc_store__em_complete_lua[], tc_stor
     tc_store__em_resend_lua[], tc_store__em_confirm_lua[], tc_store__em_get_lua[],
     tc_store__em_delete_lua[], tc_store__em_rate_lua[], tc_store__em_link_key_lua[],
     tc_store__em_stats_lua[];
+/* The release script (lease.c). */
+extern const char tc_store__release_lua[];
 
 /* The webhook filter matcher in Lua: wh_match(filter, view) on decoded JSON,
  * the same verdict as tc_filter_match (tested against it on a table). A
@@ -178,6 +181,7 @@ struct tc_store__req {
     bool registered;  /* hiredis still owes us its callback */
     bool done;        /* done_fn has run */
     bool retried;     /* NOSCRIPT: EVAL was sent after EVALSHA */
+    bool sent;        /* handed to hiredis: Redis may run it, reply or not */
     int script;       /* enum tc_store__script, or -1 for a plain command */
     int aux;          /* free for the done_fn (the script index of a SCRIPT LOAD) */
     int argc;         /* script requests keep their arguments for EVAL */
@@ -225,6 +229,20 @@ struct tc_store__follow {
     char epoch[TC_EPOCH_MAX];
 };
 
+/* The claim queues whose lost claims are released (lease.c). */
+enum { TC_STORE__Q_WH, TC_STORE__Q_EM, TC_STORE__NQUEUES };
+/* Lost claims remembered per queue. A gateway has one claim in flight and a
+ * lost one drops the connection, so a freeze loses about one per gateway;
+ * past the bound the oldest is forgotten and its lease simply runs out. */
+#define TC_STORE__LOST_MAX 16
+struct tc_store__lost {
+    size_t n;
+    struct {
+        char score[TC_STORE_LEASE_MAX]; /* the lease end, as sent */
+        uint64_t until_ms;              /* forgotten from then on (the claim's clock) */
+    } e[TC_STORE__LOST_MAX];
+};
+
 struct tc_store {
     uv_loop_t *loop;
     const struct tc_config *cfg;
@@ -235,7 +253,8 @@ struct tc_store {
     struct tc_store__follow f;
     char sha[TC_STORE__NSCRIPTS][41];
     uint64_t last_reply_ms; /* tc_now_ms of the last reply on either connection */
-    size_t nreqs;           /* requests allocated (their timers not yet closed) */
+    struct tc_store__lost lost[TC_STORE__NQUEUES];
+    size_t nreqs; /* requests allocated (their timers not yet closed) */
     bool started;
     bool closing;
     bool handles_closing;
@@ -274,6 +293,22 @@ struct tc_store__req *tc_store__cmd_req(struct tc_store *s, int script, tc_store
  * fixed, small counts. */
 void tc_store__submit_strs(struct tc_store *s, struct tc_store__req *req, int argc,
                            const char **argv);
+
+/* Claim leases (lease.c). lease_end writes now_ms + lease_ms as a score
+ * text unique to this claim, a little under that ms. lease_lost remembers
+ * the lease end of a claim of queue that was sent but got no reply, until
+ * until_ms. lease_release, called before each claim of queue, forgets the
+ * lost claims whose lease is over and sends the release script on the
+ * command connection (the caller has admitted a command) for the others:
+ * their jobs are due again at now_ms. */
+void tc_store__lease_end(uint64_t now_ms, uint64_t lease_ms, char out[TC_STORE_LEASE_MAX]);
+/* The first whole ms at which lease_end is over. */
+uint64_t tc_store__lease_until(const char *lease_end);
+void tc_store__lease_lost(struct tc_store *s, int queue, const char *lease_end, uint64_t until_ms);
+void tc_store__lease_release(struct tc_store *s, int queue, const char *zset, uint64_t now_ms);
+/* For a claim's done_fn: remembers req's lease end (its submitted argument
+ * argi, numkeys being 0) when req was sent and failed with status. */
+void tc_store__lease_check(struct tc_store__req *req, int status, int queue, int argi);
 
 /* Puts ac's socket on loop (adapter.c). @returns 0, TC_ESTATE when ac is
  * already attached, or TC_EIO when libuv refused the descriptor. */

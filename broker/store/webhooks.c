@@ -66,14 +66,14 @@ _Static_assert(TC_STORE_WH_OLD_SECRET_S == 86400, "OLD_SECRET_LUA is out of date
     "  return epj\n" \
     "end\n"
 
-/* KEYS: 1 wh:due, 2 wh:endpoints. ARGV: 1 now ms, 2 lease ms, 3 max, 4 P,
- * 5 now s. Returns 9 strings per job: member, job id, endpoint id,
- * incident, seq, body, attempts, created_at, endpoint JSON. Jobs of a
- * deleted endpoint are dropped (nothing could list or replay them), those of
- * a disabled one go to its dead list. */
+/* KEYS: 1 wh:due, 2 wh:endpoints. ARGV: 1 now ms, 2 lease end (the score
+ * text of tc_store__lease_end), 3 max, 4 P, 5 now s. Returns 9 strings per
+ * job: member, job id, endpoint id, incident, seq, body, attempts,
+ * created_at, endpoint JSON. Jobs of a deleted endpoint are dropped (nothing
+ * could list or replay them), those of a disabled one go to its dead list. */
 const char tc_store__wh_claim_lua[] =
     EP_LUA
-    "local now, P = tonumber(ARGV[1]), ARGV[4]\n"
+    "local P = ARGV[4]\n"
     "local out = {}\n"
     "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])\n"
     "for _, m in ipairs(due) do\n"
@@ -112,7 +112,7 @@ const char tc_store__wh_claim_lua[] =
     "        epj = ep_encode(ep)\n"
     "        redis.call('HSET', KEYS[2], id, epj)\n"
     "      end\n"
-    "      redis.call('ZADD', KEYS[1], string.format('%d', now + tonumber(ARGV[2])), m)\n"
+    "      redis.call('ZADD', KEYS[1], ARGV[2], m)\n"
     "      for _, v in ipairs({m, head, id, inc, j[1], j[2], j[3] or '0', j[4] or '0', epj}) do\n"
     "        out[#out + 1] = v\n"
     "      end\n"
@@ -325,12 +325,16 @@ num(const redisReply *r)
     return r->type == REDIS_REPLY_STRING ? strtoull(r->str, NULL, 10) : 0;
 }
 
+/* Where the claim's lease end is among its submitted arguments. */
+#define CLAIM_LEASE_ARG 4
+
 static void
 claim_done(struct tc_store__req *req, int status, const redisReply *reply)
 {
     struct tc_store_wh_job *jobs = NULL;
     size_t n = 0;
 
+    tc_store__lease_check(req, status, TC_STORE__Q_WH, CLAIM_LEASE_ARG);
     if (status != 0) {
         goto out;
     }
@@ -372,7 +376,7 @@ tc_store_wh_claim(struct tc_store *s, uint64_t now_ms, uint64_t lease_ms, size_t
                   tc_store_wh_claim_cb cb, void *arg)
 {
     const char *p = s->cfg->redis_prefix;
-    char *due = NULL, *eps = NULL, snow[24], slease[24], smax[24], snow_s[24];
+    char *due = NULL, *eps = NULL, snow[24], slease[TC_STORE_LEASE_MAX], smax[24], snow_s[24];
     struct tc_store__req *req;
     int rc = tc_store__cmd_admit(s);
 
@@ -383,9 +387,11 @@ tc_store_wh_claim(struct tc_store *s, uint64_t now_ms, uint64_t lease_ms, size_t
     due = tc_xasprintf("%swh:due", p);
     eps = tc_xasprintf("%swh:endpoints", p);
     snprintf(snow, sizeof(snow), "%" PRIu64, now_ms);
-    snprintf(slease, sizeof(slease), "%" PRIu64, lease_ms);
+    tc_store__lease_end(now_ms, lease_ms, slease);
     snprintf(smax, sizeof(smax), "%zu", max > TC_STORE_WH_CLAIM_MAX ? TC_STORE_WH_CLAIM_MAX : max);
     snprintf(snow_s, sizeof(snow_s), "%" PRIu64, now_ms / 1000);
+    /* Sent first on the same connection, so this claim may take them. */
+    tc_store__lease_release(s, TC_STORE__Q_WH, due, now_ms);
     req = tc_store__cmd_req(s, TC_STORE__WH_CLAIM, claim_done, 0, arg);
     req->cb.wh_claim = cb;
     tc_store__submit_strs(s, req, 8,

@@ -57,8 +57,11 @@ enum tc_store_wh_outcome {
 };
 
 /* Takes up to max (<= TC_STORE_WH_CLAIM_MAX) due FIFO heads and leases them
- * until now_ms + lease_ms (wall clock ms). Every callback here runs exactly
- * once, possibly before the function returns. */
+ * until now_ms + lease_ms (wall clock ms; the lease end is a score unique to
+ * this claim, a fraction of a ms under it). When the claim's reply is lost
+ * (TC_ETIMEDOUT, TC_EIO after it was sent), the next claims first make
+ * whatever it leased due again, until its lease ends. Every callback here
+ * runs exactly once, possibly before the function returns. */
 void tc_store_wh_claim(struct tc_store *s, uint64_t now_ms, uint64_t lease_ms, size_t max,
                        tc_store_wh_claim_cb cb, void *arg);
 /* Records the outcome of one attempt of job_id; attempt_json (an object; its

@@ -56,13 +56,28 @@ def _sse_next_data(sse, timeout=30):
 @pytest.mark.timeout(120)
 def test_redis_frozen_10s_pauses_ingest_and_sessions_stay(tocsind_factory, own_redis, kafka,
                                                           receivers):
-    # webhook.timeout 2s: a lease (below) is 32 s instead of 40 s.
+    # webhook.timeout 10s: a lease (below) lasts 40 s, far past the bound.
     t = start(lambda env: tocsind_factory(redis=own_redis, env=env),
-              TOCSIN_REDIS_TIMEOUT="1s", TOCSIN_WS_HEARTBEAT="1s", TOCSIN_WEBHOOK_TIMEOUT="2s")
+              TOCSIN_REDIS_TIMEOUT="1s", TOCSIN_WS_HEARTBEAT="1s", TOCSIN_WEBHOOK_TIMEOUT="10s")
     r = receivers()
     create(t, r.url)
+    # r2 fails its first attempt: its retry (1 s later) is due when Redis
+    # freezes, so the first claim sent in the freeze leases it.
+    r2 = receivers(script=[500])
+    ep2 = create(t, r2.url)
     before, during = stream(2, 2), stream(2, 3)
     total = len(before) + len(during)
+    resumed = []
+    db = own_redis.client()
+
+    def retry_due():
+        """The due time (wall ms) of r2's retry once it is recorded: the
+        one member of ep2 due within seconds (a lease is 40 s)."""
+        now = time.time() * 1000
+        for member, score in db.zrange(f"{t.prefix}wh:due", 0, -1, withscores=True):
+            if member.decode().startswith(ep2["id"] + "|") and now < score < now + 5000:
+                return score
+        return None
 
     async def body():
         ws = await Ws.connect(t.ws_url)
@@ -73,7 +88,11 @@ def test_redis_frozen_10s_pauses_ingest_and_sessions_stay(tocsind_factory, own_r
         ups = await ws.updates(len(before))
         sse_ups = await in_thread(_sse_updates, sse, len(before))
         await in_thread(wait_until, lambda: len(r.got) >= len(before), 30, 0.1, "webhooks")
+        due = await in_thread(wait_until, retry_due, 30, 0.01, "r2's retry recorded")
         beats0 = len(ws.heartbeats)
+        # Frozen just after the retry is due: the claims before it could not
+        # take it, the next one (sent within 100 ms) does when Redis wakes.
+        await asyncio.sleep(max(0.0, due / 1000 + 0.001 - time.time()))
         own_redis.pause()
         try:
             await in_thread(kafka.produce_all, during, 0.1)
@@ -87,6 +106,7 @@ def test_redis_frozen_10s_pauses_ingest_and_sessions_stay(tocsind_factory, own_r
             status = (await in_thread(t.get, "/healthz"))[0]
         finally:
             own_redis.resume()
+            resumed.append(time.monotonic())
         assert status == 200, f"/healthz answered {status} while Redis hung"
         assert m.get("tocsin_redis_timeouts_total", 0) >= 1, m
         assert m.get("tocsin_ingest_paused") == 1 and m.get("tocsin_ingest_pauses_total") >= 1, m
@@ -116,13 +136,22 @@ def test_redis_frozen_10s_pauses_ingest_and_sessions_stay(tocsind_factory, own_r
     assert accepted + m.get('tocsin_events_total{result="duplicate"}', 0) >= total, m
     assert m.get("tocsin_ingest_paused") == 0, m
     # Commands sent in the freeze still run when Redis wakes up (they sat
-    # in its socket buffers): a webhook claim that timed out may have
-    # leased jobs that the scripts before it enqueued. Those wait for the
-    # lease (webhook.timeout + 30 s): late, never lost, never twice.
-    wait_until(lambda: len(r.got) >= total, 50, what="every webhook")
+    # in its socket buffers): the webhook claim that timed out leased r2's
+    # retry (and maybe jobs that scripts sent before it enqueued). Its
+    # reply was lost, so the node releases them with its next claims
+    # (store/lease.c): they are sent soon after Redis wakes, not when the
+    # lease ends 40 s on; never lost, never twice.
+    bound = 15.0
+    wait_until(lambda: len(r.got) >= total and len(r2.got) >= total + 1,
+               max(0.1, resumed[0] + bound - time.monotonic()),
+               what=f"every webhook within {bound} s of Redis waking up")
+    print(f"every webhook within {time.monotonic() - resumed[0]:.1f} s of Redis waking up; "
+          f"released: {'released jobs of a claim whose reply was lost' in t.log_text()}")
     time.sleep(1.0)
     ids = [h["webhook-id"] for h, _ in r.got]
     assert len(ids) == total == len(set(ids)), ids
+    ids2 = [h["webhook-id"] for h, _ in r2.got]
+    assert len(ids2) == total + 1 and len(set(ids2)) == total, ids2  # one retry
 
 
 @pytest.mark.timeout(120)

@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "model/incident.h"
 #include "store/store.h"
+#include "store/store_internal.h"
 #include "util/util.h"
 
 #include <hiredis/hiredis.h>
@@ -373,6 +374,76 @@ key(const struct fx *fx, const char *suffix)
     static char buf[256];
     snprintf(buf, sizeof(buf), "%s%s", fx->prefix, suffix);
     return buf;
+}
+
+/* ---- lost replies ---- */
+
+/* The store went down once and is ready again. */
+static inline bool
+ready_again(struct fx *fx)
+{
+    return fx->ready_true >= 2;
+}
+
+/* Freezes the redis-server (SIGSTOP): commands sent now time out. */
+static inline void
+redis_freeze(void)
+{
+    assert_int_equal(kill(redis_pid, SIGSTOP), 0);
+}
+
+/* Wakes it and waits until the store has reconnected. */
+static inline void
+redis_thaw(struct fx *fx)
+{
+    assert_int_equal(kill(redis_pid, SIGCONT), 0);
+    assert_true(run_until(fx, ready_again, 10000));
+}
+
+/* After a claim whose reply was lost: waits (5 s at most) until Redis has
+ * run it on the dropped connection, that is, until member's score in zset
+ * is the claim's lease end. Should Redis have discarded it unrun, the test
+ * writes that score as the claim would have, so the rest holds either way.
+ * @returns true when the claim itself ran. */
+static inline bool
+lost_claim_ran(const char *zset, const char *member, const char *lease_end)
+{
+    uint64_t deadline = tc_now_ms() + 5000;
+    bool ran = false;
+
+    while (!ran && tc_now_ms() < deadline) {
+        redisReply *r = redis_cmd("ZSCORE %s %s", zset, member);
+        ran = r->type == REDIS_REPLY_STRING && strtod(r->str, NULL) == strtod(lease_end, NULL);
+        freeReplyObject(r);
+        if (!ran) {
+            usleep(20 * 1000);
+        }
+    }
+    if (!ran) {
+        freeReplyObject(redis_cmd("ZADD %s %s %s", zset, lease_end, member));
+    }
+    return ran;
+}
+
+/* A claim of queue, sent at now for lease_ms to a frozen Redis, has just
+ * timed out: checks that its lease end (written to out) is unique and
+ * remembered until the lease ends, wakes Redis and waits until the claim
+ * has leased member of zset. */
+static inline void
+lost_claim_check(struct fx *fx, int queue, uint64_t now, uint64_t lease_ms, const char *zset,
+                 const char *member, char out[TC_STORE_LEASE_MAX])
+{
+    const struct tc_store__lost *lost = &fx->s->lost[queue];
+
+    assert_int_equal(lost->n, 1);
+    snprintf(out, TC_STORE_LEASE_MAX, "%s", lost->e[0].score);
+    /* Unique: a fraction of a ms, just under now + lease. */
+    assert_non_null(strchr(out, '.'));
+    assert_true(strtod(out, NULL) > (double)(now + lease_ms - 1));
+    assert_true(strtod(out, NULL) < (double)(now + lease_ms));
+    assert_int_equal(lost->e[0].until_ms, now + lease_ms);
+    redis_thaw(fx);
+    lost_claim_ran(zset, member, out);
 }
 
 /* ---- follower ---- */

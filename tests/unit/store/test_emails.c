@@ -12,6 +12,7 @@
 #include "store_fixture.h"
 
 #include <inttypes.h>
+#include <math.h>
 
 #define MAX_JOBS 8
 
@@ -27,7 +28,8 @@ struct em_res {
         enum tc_store_em_kind kind;
         char updates[8192];
         size_t updates_len, nitems;
-        uint64_t attempts, first, lease;
+        uint64_t attempts, first, lease_ms;
+        char lease[TC_STORE_LEASE_MAX];
     } jobs[MAX_JOBS];
 };
 
@@ -112,7 +114,9 @@ on_claim(void *arg, int status, const struct tc_store_em_job *jobs, size_t n)
         r->jobs[i].nitems = jobs[i].nitems;
         r->jobs[i].attempts = jobs[i].attempts;
         r->jobs[i].first = jobs[i].first_queued_ms;
-        r->jobs[i].lease = jobs[i].lease_until_ms;
+        r->jobs[i].lease_ms = jobs[i].lease_until_ms;
+        assert_true(strlen(jobs[i].lease) < sizeof(r->jobs[i].lease));
+        snprintf(r->jobs[i].lease, sizeof(r->jobs[i].lease), "%s", jobs[i].lease);
     }
 }
 
@@ -157,8 +161,8 @@ claim(struct fx *fx, uint64_t now, uint64_t lease, struct em_res *r)
 }
 
 static uint64_t
-complete(struct fx *fx, const char *id, uint64_t lease, size_t nitems, enum tc_store_em_outcome o,
-         uint64_t next)
+complete(struct fx *fx, const char *id, const char *lease, size_t nitems,
+         enum tc_store_em_outcome o, uint64_t next)
 {
     struct em_res r = {0};
 
@@ -251,7 +255,8 @@ static long long
 due_of(struct fx *fx, const char *id)
 {
     redisReply *r = redis_cmd("ZSCORE %s %s", key(fx, "em:due"), id);
-    long long v = r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
+    /* A lease end lies a fraction of a ms below the ms it is over at. */
+    long long v = r->type == REDIS_REPLY_STRING ? (long long)ceil(strtod(r->str, NULL)) : -1;
 
     freeReplyObject(r);
     return v;
@@ -261,7 +266,8 @@ static long long
 hget_int(struct fx *fx, const char *hash, const char *field)
 {
     redisReply *r = redis_cmd("HGET %s %s", key(fx, hash), field);
-    long long v = r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
+    /* A lease end lies a fraction of a ms below the ms it is over at. */
+    long long v = r->type == REDIS_REPLY_STRING ? (long long)ceil(strtod(r->str, NULL)) : -1;
 
     freeReplyObject(r);
     return v;
@@ -500,14 +506,14 @@ test_coalesce(void **state)
     assert_int_equal(r.jobs[0].nitems, 3);
     assert_int_equal(r.jobs[0].attempts, 0);
     assert_true(r.jobs[0].first >= t0 && r.jobs[0].first <= t1);
-    assert_int_equal(r.jobs[0].lease, due + 30000);
+    assert_int_equal(r.jobs[0].lease_ms, due + 30000);
     assert_int_equal(due_of(&fx, "a"), (long long)(due + 30000));
     assert_int_equal(update_seqs(r.jobs[0].updates, got, 4), 3);
     assert_true(s[0] < s[1] && s[1] < s[2]);
     for (size_t i = 0; i < 3; i++) {
         assert_int_equal(got[i], s[i]);
     }
-    assert_int_equal(complete(&fx, "a", due + 30000, 3, TC_STORE_EM_DELIVERED, 0), 1);
+    assert_int_equal(complete(&fx, "a", r.jobs[0].lease, 3, TC_STORE_EM_DELIVERED, 0), 1);
     assert_int_equal(llen(&fx, "a"), 0);
     assert_int_equal(due_of(&fx, "a"), -1);
     assert_int_equal(hget_int(&fx, "em:first", "a"), -1);
@@ -684,7 +690,8 @@ test_lease(void **state)
 {
     struct fx fx;
     struct em_res r;
-    uint64_t now, l1, l2;
+    uint64_t now;
+    char l1[TC_STORE_LEASE_MAX], l2[TC_STORE_LEASE_MAX], whole[24];
 
     (void)state;
     fx_init(&fx, "2s");
@@ -693,21 +700,23 @@ test_lease(void **state)
     apply_im(&fx, "e1", "inc1", 1, "major", "[\"api\"]", NULL);
     now = wall_ms() + 10;
     assert_int_equal(claim(&fx, now, 1000, &r), 1);
-    l1 = r.jobs[0].lease;
-    assert_int_equal(l1, now + 1000);
+    snprintf(l1, sizeof(l1), "%s", r.jobs[0].lease);
+    assert_int_equal(r.jobs[0].lease_ms, now + 1000);
     /* Leased: nobody else gets it within the lease. */
     assert_int_equal(claim(&fx, now + 999, 1000, &r), 0);
-    /* A wrong lease changes nothing but the attempt record. */
-    assert_int_equal(complete(&fx, "a", l1 + 1, 1, TC_STORE_EM_DELIVERED, 0), 0);
+    /* A wrong lease (even its whole ms) changes nothing but the attempt
+     * record. */
+    snprintf(whole, sizeof(whole), "%" PRIu64, now + 1000);
+    assert_int_equal(complete(&fx, "a", whole, 1, TC_STORE_EM_DELIVERED, 0), 0);
     assert_int_equal(llen(&fx, "a"), 1);
-    assert_int_equal(due_of(&fx, "a"), (long long)l1);
+    assert_int_equal(due_of(&fx, "a"), (long long)(now + 1000));
     assert_int_equal(json_call(&fx, tc_store_em_get, "a", &r), 0);
     assert_non_null(strstr(r.json, "\"pending\":1,\"delivered\":0,\"failed\":0,"
                                    "\"attempts\":[{\"status\":250}]}"));
     /* After the lease another claim takes it; the old lease is void. */
     assert_int_equal(claim(&fx, now + 1000, 1000, &r), 1);
-    l2 = r.jobs[0].lease;
-    assert_int_equal(l2, now + 2000);
+    snprintf(l2, sizeof(l2), "%s", r.jobs[0].lease);
+    assert_int_equal(r.jobs[0].lease_ms, now + 2000);
     assert_int_equal(complete(&fx, "a", l1, 1, TC_STORE_EM_DELIVERED, 0), 0);
     assert_int_equal(llen(&fx, "a"), 1);
     assert_int_equal(complete(&fx, "a", l2, 1, TC_STORE_EM_DELIVERED, 0), 1);
@@ -716,6 +725,54 @@ test_lease(void **state)
     /* An unknown subscriber: 0, and no attempt list appears. */
     assert_int_equal(complete(&fx, "nope", l2, 1, TC_STORE_EM_DELIVERED, 0), 0);
     assert_int_equal(redis_int("EXISTS %s", key(&fx, "em:att:nope")), 0);
+    fx_fini(&fx);
+}
+
+/* Regression (Redis faults, SIGSTOP): a claim whose reply was lost held
+ * its subscriber for the whole lease. Its unique lease end is remembered
+ * and the next claim round makes the subscriber due again. */
+static void
+test_lost_claim_released(void **state)
+{
+    struct fx fx;
+    struct em_res r;
+    uint64_t now;
+    char lease_end[TC_STORE_LEASE_MAX], due[256];
+    const struct tc_store__lost *lost;
+
+    (void)state;
+    fx_init(&fx, "300ms");
+    fx.cfg.email_coalesce_ms = 0;
+    lost = &fx.s->lost[TC_STORE__Q_EM];
+    snprintf(due, sizeof(due), "%s", key(&fx, "em:due"));
+    create_ok(&fx, "a", "{}");
+    create_ok(&fx, "b", "{}");
+    apply_im(&fx, "e1", "inc1", 1, "major", "[\"api\"]", NULL);
+    /* b is leased by a claim that got its reply (a's claim is not
+     * answered, so it is taken out of the way by hand). */
+    freeReplyObject(redis_cmd("ZADD %s 99999999999999 a", due));
+    assert_int_equal(claim(&fx, wall_ms() + 10, 60000, &r), 1);
+    assert_string_equal(r.jobs[0].id, "b");
+    freeReplyObject(redis_cmd("ZADD %s 1 a", due));
+    redis_freeze();
+    memset(&r, 0, sizeof(r));
+    now = wall_ms() + 10;
+    tc_store_em_claim(fx.s, now, 60000, MAX_JOBS, on_claim, &r);
+    wait_res(&fx, &r);
+    assert_int_equal(r.status, TC_ETIMEDOUT);
+    lost_claim_check(&fx, TC_STORE__Q_EM, now, 60000, due, "a", lease_end);
+    /* Due again at once (not after 60 s); b stays leased. */
+    assert_int_equal(claim(&fx, wall_ms() + 10, 60000, &r), 1);
+    assert_string_equal(r.jobs[0].id, "a");
+    assert_int_equal(r.jobs[0].nitems, 1);
+    assert_string_not_equal(r.jobs[0].lease, lease_end);
+    assert_int_equal(complete(&fx, "a", r.jobs[0].lease, 1, TC_STORE_EM_DELIVERED, 0), 1);
+    assert_int_equal(llen(&fx, "a"), 0);
+    assert_int_equal(claim(&fx, wall_ms() + 10, 60000, &r), 0);
+    /* Forgotten once its lease is over. */
+    assert_int_equal(claim(&fx, now + 60000, 60000, &r), 1);
+    assert_string_equal(r.jobs[0].id, "b");
+    assert_int_equal(lost->n, 0);
     fx_fini(&fx);
 }
 
@@ -758,7 +815,8 @@ test_delivered_then_window(void **state)
 {
     struct fx fx;
     struct em_res r;
-    uint64_t s1, s2, due, lease, got[2], t0, t1;
+    uint64_t s1, s2, due, got[2], t0, t1;
+    char lease[TC_STORE_LEASE_MAX];
 
     (void)state;
     fx_init(&fx, "2s");
@@ -767,9 +825,9 @@ test_delivered_then_window(void **state)
     s1 = apply_im(&fx, "e1", "inc1", 1, "major", "[\"api\"]", NULL);
     due = (uint64_t)due_of(&fx, "a");
     assert_int_equal(claim(&fx, due, 30000, &r), 1);
-    lease = r.jobs[0].lease;
+    snprintf(lease, sizeof(lease), "%s", r.jobs[0].lease);
     s2 = apply_im(&fx, "e2", "inc1", 2, "major", "[\"api\"]", NULL);
-    assert_int_equal(due_of(&fx, "a"), (long long)lease); /* the lease holds */
+    assert_int_equal(due_of(&fx, "a"), (long long)r.jobs[0].lease_ms); /* the lease holds */
     t0 = wall_ms();
     assert_int_equal(complete(&fx, "a", lease, 1, TC_STORE_EM_DELIVERED, 0), 1);
     t1 = wall_ms();
@@ -887,7 +945,7 @@ test_claim_drops_orphan(void **state)
         rr = redis_cmd("DEL %s", key(&fx, k));
         freeReplyObject(rr);
     }
-    assert_int_equal(claim(&fx, r.jobs[0].lease, 60000, &r), 0);
+    assert_int_equal(claim(&fx, r.jobs[0].lease_ms, 60000, &r), 0);
     assert_int_equal(llen(&fx, "b"), 0);
     assert_int_equal(due_of(&fx, "b"), -1);
     assert_int_equal(refs(&fx, s1), -1);
@@ -1103,6 +1161,7 @@ main(void)
         cmocka_unit_test(test_confirm_flow),
         cmocka_unit_test(test_confirm_item_alone),
         cmocka_unit_test(test_lease),
+        cmocka_unit_test(test_lost_claim_released),
         cmocka_unit_test(test_retry),
         cmocka_unit_test(test_delivered_then_window),
         cmocka_unit_test(test_delete_cleans),

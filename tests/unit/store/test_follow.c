@@ -80,12 +80,6 @@ test_flushall_new_epoch(void **state)
 }
 
 static bool
-ready_again(struct fx *fx)
-{
-    return fx->ready_true >= 2;
-}
-
-static bool
 seen_two(struct fx *fx)
 {
     return fx->nseen >= 2;

@@ -201,6 +201,18 @@ llen(struct fx *fx, const char *suffix)
     return redis_int("LLEN %s", key(fx, suffix));
 }
 
+/* Endpoints a (filter: component api) and b (component db). */
+static void
+create_api_db(struct fx *fx)
+{
+    assert_int_equal(
+        create(fx, "a", "{\"url\":\"https://a.example/h\",\"filter\":{\"components\":[\"api\"]}}"),
+        0);
+    assert_int_equal(
+        create(fx, "b", "{\"url\":\"https://b.example/h\",\"filter\":{\"components\":[\"db\"]}}"),
+        0);
+}
+
 static void
 test_enqueue_filters(void **state)
 {
@@ -211,14 +223,7 @@ test_enqueue_filters(void **state)
 
     (void)state;
     fx_init(&fx, "2s");
-    assert_int_equal(create(&fx, "a",
-                            "{\"url\":\"https://a.example/h\","
-                            "\"filter\":{\"components\":[\"api\"]}}"),
-                     0);
-    assert_int_equal(create(&fx, "b",
-                            "{\"url\":\"https://b.example/h\","
-                            "\"filter\":{\"components\":[\"db\"]}}"),
-                     0);
+    create_api_db(&fx);
     assert_int_equal(create(&fx, "c", "{\"url\":\"https://c.example/h\"}"), 0);
     /* Bad requests and duplicate ids change nothing. */
     assert_int_equal(create(&fx, "d", "{\"url\":\"ftp://x\"}"), TC_EINVAL);
@@ -299,6 +304,62 @@ test_order_and_lease(void **state)
     assert_int_equal(redis_int("ZCARD %s", key(&fx, "wh:due")), 0);
     assert_int_equal(redis_int("EXISTS %s", key(&fx, "wh:q:a:inc1")), 0);
     assert_int_equal(claim(&fx, wall_ms() + 100000, 1000, &r), 0);
+    fx_fini(&fx);
+}
+
+/* Regression (Redis faults, SIGSTOP): a claim whose reply was lost ran
+ * when Redis woke up and held its job for the whole lease. Now its lease
+ * end is unique and remembered: the next claim round makes exactly its
+ * jobs due again (not another claim's), also when the lost claim runs late,
+ * until its lease is over. */
+static void
+test_lost_claim_released(void **state)
+{
+    struct fx fx;
+    struct wh_res r;
+    uint64_t sa, sb, now;
+    char ja[64], jb[64], lease_end[TC_STORE_LEASE_MAX];
+    const struct tc_store__lost *lost;
+    char due[256];
+
+    (void)state;
+    fx_init(&fx, "300ms");
+    lost = &fx.s->lost[TC_STORE__Q_WH];
+    snprintf(due, sizeof(due), "%s", key(&fx, "wh:due"));
+    create_api_db(&fx);
+    /* b's job is leased by a claim that got its reply. */
+    apply(&fx, "e1", "inc1", 1, "investigating", "[\"db\"]", NULL, T1, &sb);
+    snprintf(jb, sizeof(jb), "%" PRIu64 "-b", sb);
+    now = wall_ms() + 10;
+    assert_int_equal(claim(&fx, now, 60000, &r), 1);
+    assert_string_equal(r.jobs[0].job_id, jb);
+    assert_int_equal(lost->n, 0);
+    /* a's claim is sent to a frozen Redis: no reply within redis.timeout. */
+    apply(&fx, "e2", "inc2", 1, "investigating", "[\"api\"]", NULL, T1, &sa);
+    snprintf(ja, sizeof(ja), "%" PRIu64 "-a", sa);
+    redis_freeze();
+    memset(&r, 0, sizeof(r));
+    now = wall_ms() + 10;
+    tc_store_wh_claim(fx.s, now, 60000, MAX_JOBS, on_claim, &r);
+    wait_res(&fx, &r);
+    assert_int_equal(r.status, TC_ETIMEDOUT);
+    lost_claim_check(&fx, TC_STORE__Q_WH, now, 60000, due, "a|inc2", lease_end);
+    /* The next round takes a's job at once, not after 60 s; b's stays
+     * leased. */
+    assert_int_equal(claim(&fx, wall_ms() + 10, 60000, &r), 1);
+    assert_string_equal(r.jobs[0].job_id, ja);
+    assert_int_equal(claim(&fx, wall_ms() + 10, 60000, &r), 0);
+    /* The lost claim may run after the first release (Redis serves the old
+     * and the new connection in any order): it is still remembered. */
+    assert_int_equal(complete(&fx, ja, TC_STORE_WH_RETRY, 0, "{\"status\":500}"), 1);
+    freeReplyObject(redis_cmd("ZADD %s %s a|inc2", due, lease_end));
+    assert_int_equal(claim(&fx, wall_ms() + 10, 60000, &r), 1);
+    assert_string_equal(r.jobs[0].job_id, ja);
+    assert_int_equal(r.jobs[0].attempts, 1);
+    /* Forgotten once its lease is over; b's job is due then too. */
+    assert_int_equal(claim(&fx, now + 60000, 60000, &r), 1);
+    assert_string_equal(r.jobs[0].job_id, jb);
+    assert_int_equal(lost->n, 0);
     fx_fini(&fx);
 }
 
@@ -623,6 +684,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_enqueue_filters),
         cmocka_unit_test(test_order_and_lease),
+        cmocka_unit_test(test_lost_claim_released),
         cmocka_unit_test(test_retry_dead_replay),
         cmocka_unit_test(test_delete_drops_jobs),
         cmocka_unit_test(test_rotate),
