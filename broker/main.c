@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 extern char **environ;
 
@@ -44,7 +45,8 @@ struct app {
     struct tc_mailer *mailer;
     struct tc_email_api *email_api;
     struct tc_publish_api *publish;
-    int gateways_open; /* outbound parts still closing before the store closes */
+    uint64_t max_connections; /* the fd budget's cap on client connections */
+    int gateways_open;        /* outbound parts still closing before the store closes */
     uv_signal_t sigterm, sigint;
     uv_timer_t deadline, grace, retry;
     bool stopping;
@@ -373,6 +375,59 @@ parse_args(int argc, char **argv, const char **config_path, bool *check_only)
     return 0;
 }
 
+/* The fd budget (tc_config_fd_budget) for the hard RLIMIT_NOFILE; with
+ * apply, the soft limit is set to it. That must come before anything opens
+ * sockets, lws above all: lws_create_context sizes its fd table by the soft
+ * limit, and Debian's lws 4.1.6 scans the whole table at every close (1.4
+ * ms each at a LimitNOFILE of 1048576). A soft limit that holds the cap plus
+ * the reserve keeps accept from failing with EMFILE, on which lws spins.
+ * @returns 0, or TC_EIO when the limit cannot be read (then no cap but
+ * http.max_connections applies). */
+static int
+fd_budget(const struct tc_config *cfg, bool apply, struct tc_fd_budget *b, struct rlimit *rl)
+{
+    if (getrlimit(RLIMIT_NOFILE, rl) != 0) {
+        b->cap = (uint64_t)cfg->http_max_connections;
+        return TC_EIO;
+    }
+    tc_config_fd_budget(cfg, rl->rlim_max == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl->rlim_max,
+                        b);
+    if (apply && rl->rlim_cur != b->soft) {
+        struct rlimit want = {.rlim_cur = b->soft, .rlim_max = rl->rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0) {
+            rl->rlim_cur = b->soft;
+        }
+    }
+    return TC_OK;
+}
+
+static void
+log_fd_budget(const struct tc_config *cfg)
+{
+    struct tc_fd_budget b;
+    struct rlimit rl;
+    if (fd_budget(cfg, true, &b, &rl) != TC_OK) {
+        tc_warn("main", "cannot read RLIMIT_NOFILE: only http.max_connections caps clients",
+                TC_U("max_connections", b.cap));
+    } else if (b.lowered) {
+        tc_warn("main",
+                "the hard fd limit is too low for http.max_connections: client connections "
+                "capped lower",
+                TC_U("max_connections", b.cap), TC_I("asked", cfg->http_max_connections),
+                TC_U("fd_limit", rl.rlim_cur), TC_U("fd_hard_limit", rl.rlim_max),
+                TC_U("fd_reserve", b.reserve));
+    } else {
+        tc_info("main", "fd limit set", TC_U("max_connections", b.cap),
+                TC_U("fd_limit", rl.rlim_cur), TC_U("fd_hard_limit", rl.rlim_max),
+                TC_U("fd_reserve", b.reserve));
+    }
+    if (rl.rlim_cur < b.soft) {
+        tc_warn("main", "cannot set the soft fd limit", TC_U("fd_limit", rl.rlim_cur),
+                TC_U("wanted", b.soft));
+    }
+    app.max_connections = b.cap;
+}
+
 static int
 start(void)
 {
@@ -395,7 +450,12 @@ start(void)
     app.hub = tc_hub_new(&app.cfg);
     app.ws = tc_ws_new(app.loop, &app.cfg, app.hub);
     struct tc_server_deps deps = {
-        .hub = app.hub, .store = app.store, .kafka_ready = kafka_ready, .kafka_arg = NULL};
+        .hub = app.hub,
+        .store = app.store,
+        .kafka_ready = kafka_ready,
+        .kafka_arg = NULL,
+        .max_connections = app.max_connections,
+    };
     app.server = tc_server_new(app.loop, &app.cfg, tc_ws_protocol(app.ws), &deps, &err);
     if (app.server == NULL) {
         tc_err("main", "cannot start the HTTP server", TC_S("error", err.text),
@@ -468,12 +528,25 @@ main(int argc, char **argv)
     }
     if (check_only) {
         tc_config_print_effective(&app.cfg, stdout);
+        struct tc_fd_budget b;
+        struct rlimit rl;
+        if (fd_budget(&app.cfg, false, &b, &rl) == TC_OK) {
+            fprintf(stderr,
+                    "tocsind: up to %llu client connections%s; soft fd limit %llu of hard %llu "
+                    "(%llu kept for Redis, Kafka, webhooks, email and files)\n",
+                    (unsigned long long)b.cap,
+                    b.lowered ? " (http.max_connections lowered: the hard fd limit is too low)"
+                              : "",
+                    (unsigned long long)b.soft, (unsigned long long)rl.rlim_max,
+                    (unsigned long long)b.reserve);
+        }
         tc_config_fini(&app.cfg);
         return 0;
     }
     enum tc_log_level level = TC_LOG_INFO;
     tc_log_parse_level(app.cfg.log_level, &level);
     tc_log_set_level(level);
+    log_fd_budget(&app.cfg); /* first: before any socket, lws's above all */
     signal(SIGPIPE, SIG_IGN);
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {

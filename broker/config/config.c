@@ -41,6 +41,8 @@ const struct tc_config_key tc_config_keys[] = {
      "connections one client address may hold that have not sent a whole request head; more are closed at accept (0 = no limit)"},
     {"http.max_connections_per_ip", "TOCSIN_HTTP_MAX_CONNECTIONS_PER_IP", TC_CFG_INT, OFF(http_max_connections_per_ip), "1024", 0, 10000000, false, NULL,
      "connections one client address may hold in all, WebSocket and SSE sessions included; more are closed at accept (0 = no limit)"},
+    {"http.max_connections", "TOCSIN_HTTP_MAX_CONNECTIONS", TC_CFG_INT, OFF(http_max_connections), "60000", 0, 10000000, false, NULL,
+     "client connections the process holds at once, sessions included; more are closed at accept; the soft fd limit is set to this plus a reserve, and the cap is lowered when the hard limit is too low (0 = as many as the hard fd limit allows)"},
     {"http.static_dir", "TOCSIN_HTTP_STATIC_DIR", TC_CFG_STRING, OFF(http_static_dir), "", 0, 1024, false, check_static_dir,
      "directory whose files replace the built-in status page's of the same name (empty = built-ins)"},
     {"http.tls_cert", "TOCSIN_HTTP_TLS_CERT", TC_CFG_STRING, OFF(http_tls_cert), "", 0, 1024, false, check_tls,
@@ -93,6 +95,8 @@ const struct tc_config_key tc_config_keys[] = {
      "time a webhook receiver has to answer"},
     {"webhook.disable_after", "TOCSIN_WEBHOOK_DISABLE_AFTER", TC_CFG_DURATION, OFF(webhook_disable_after_ms), "5d", 0, 31536000000, false, NULL,
      "an endpoint whose every attempt failed for this long is disabled (0 = never)"},
+    {"webhook.max_connections", "TOCSIN_WEBHOOK_MAX_CONNECTIONS", TC_CFG_INT, OFF(webhook_max_connections), "1024", 256, 65536, false, NULL,
+     "connections to webhook receivers open at once, in flight and kept alive together; the oldest idle one is closed to make room"},
     {"smtp.url", "TOCSIN_SMTP_URL", TC_CFG_STRING, OFF(smtp_url), "", 0, 1024, true, check_smtp_url,
      "SMTP server (smtp://host:port or smtps://; empty = email disabled)"},
     {"smtp.from", "TOCSIN_SMTP_FROM", TC_CFG_STRING, OFF(smtp_from), "status@localhost", 3, 254, false, NULL,
@@ -741,6 +745,46 @@ tc_config_print_reference(FILE *out)
         fprintf(out, "%-26s %-32s %-10s %-26s %s\n", k->key, k->env, type,
                 k->def[0] ? k->def : "(empty)", k->help);
     }
+}
+
+/* What tocsind opens besides client connections, at most at once. The base
+ * covers stdio, libuv (epoll, signal pipe, async handles, its thread pool),
+ * the SSE hang-up epoll, Redis, Kafka (the consumer and two producers: a
+ * socket per broker each, and librdkafka's wake-up fds per broker thread;
+ * the embedded cluster adds its listeners and the far end of each of those
+ * connections), the status page's and the templates' files and the log:
+ * about 70 counted in /proc/PID/fd with the embedded Kafka, so 192 leaves
+ * room for a cluster of several brokers. */
+#define FD_BASE 192
+/* The curl multis (webhooks, SMTP) each have a wake-up socket pair. */
+#define FD_MULTIS 4
+/* Far beyond any real fd limit (Linux's nr_open is at most 2^30); keeps a
+ * limit of RLIM_INFINITY out of the arithmetic. */
+#define FD_HARD_MAX ((uint64_t)1 << 30)
+
+void
+tc_config_fd_budget(const struct tc_config *cfg, uint64_t hard, struct tc_fd_budget *b)
+{
+    /* curl keeps at most webhook.max_connections sockets to receivers (in
+     * flight or idle); an attempt still resolving a name holds the threaded
+     * resolver's socket pair instead, one fd more than its socket will be.
+     * An SMTP connection is its socket and, while it resolves, that pair. */
+    b->reserve = FD_BASE + FD_MULTIS + (uint64_t)cfg->webhook_max_connections +
+                 TC_WEBHOOK_MAX_INFLIGHT + 2 * (uint64_t)cfg->smtp_max_connections;
+    if (hard > FD_HARD_MAX) {
+        hard = FD_HARD_MAX;
+    }
+    uint64_t room = hard > b->reserve ? hard - b->reserve : 0;
+    /* The reserve is a worst case, and a limit this low would leave clients
+     * nothing after it: they get half, and the pools, which rarely fill,
+     * may meet EMFILE in a connect, which their retries absorb. */
+    if (room < hard / 2) {
+        room = hard / 2;
+    }
+    uint64_t want = (uint64_t)cfg->http_max_connections;
+    b->cap = want == 0 || want > room ? room : want;
+    b->soft = b->cap + b->reserve < hard ? b->cap + b->reserve : hard;
+    b->lowered = want > b->cap;
 }
 
 void

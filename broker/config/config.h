@@ -14,6 +14,9 @@
 #include <stdio.h>
 
 #define TC_RETRY_SCHEDULE_MAX 16
+/* Webhook attempts in flight on one node (webhook/deliver.c); a claim takes
+ * no more than the room left. Here because the fd budget counts them. */
+#define TC_WEBHOOK_MAX_INFLIGHT 256
 
 /* A retry schedule: the delay before each retry, parsed from a list such
  * as "5s,5m,30m". */
@@ -31,6 +34,7 @@ struct tc_config {
     uint64_t http_body_timeout_ms;       /* a body still incomplete then: 408, close */
     int64_t http_max_pending_per_ip;     /* per address, before a whole head; 0 = none */
     int64_t http_max_connections_per_ip; /* per address, sessions included; 0 = none */
+    int64_t http_max_connections;        /* the whole process; 0 = the fd limit's */
     char *http_static_dir;               /* "" = the built-in status page only */
     char *http_tls_cert;                 /* PEM paths, both or neither; "" = plain HTTP */
     char *http_tls_key;
@@ -67,6 +71,7 @@ struct tc_config {
     struct tc_retry_schedule webhook_retry; /* derived */
     uint64_t webhook_timeout_ms;
     uint64_t webhook_disable_after_ms; /* 0 = never */
+    int64_t webhook_max_connections;   /* in flight + idle; ≥ TC_WEBHOOK_MAX_INFLIGHT */
     /* email */
     char *smtp_url;
     char *smtp_from;
@@ -101,6 +106,17 @@ void tc_config_fini(struct tc_config *cfg);
 void tc_config_print_reference(FILE *out);
 /* Prints the effective configuration as JSON, with secrets masked. */
 void tc_config_print_effective(const struct tc_config *cfg, FILE *out);
+
+/* The file descriptors of the process: http.max_connections for clients
+ * plus a reserve for everything else, within the hard RLIMIT_NOFILE. */
+struct tc_fd_budget {
+    uint64_t reserve; /* fds kept for Redis, Kafka, curl's pools, logs, files */
+    uint64_t soft;    /* the soft RLIMIT_NOFILE to set: cap + reserve, ≤ hard */
+    uint64_t cap;     /* client connections held at once */
+    bool lowered;     /* the hard limit cut cap below http.max_connections */
+};
+/* The budget for a hard limit of hard fds (pure: main.c sets it). */
+void tc_config_fd_budget(const struct tc_config *cfg, uint64_t hard, struct tc_fd_budget *b);
 
 /* The key table, read by the schema test. */
 enum tc_config_type {

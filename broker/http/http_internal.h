@@ -147,7 +147,8 @@ bool tc_http__static_etag_match(const char *if_none_match, const char *etag);
 void tc_http__static_route(struct tc_http__conn *c, const char *path);
 
 /* per_ip.c: connections per client address (http.max_pending_per_ip,
- * http.max_connections_per_ip). A connection is "pending" from accept until
+ * http.max_connections_per_ip) and of the process (its cap: see
+ * tc_config_fd_budget). A connection is "pending" from accept until
  * its first request head is whole. */
 struct tc_http__per_ip;
 struct tc_http__per_ip_conn;
@@ -158,6 +159,7 @@ enum tc_http__per_ip_verdict {
     TC_PER_IP_ADMIT,
     TC_PER_IP_OVER_PENDING, /* http.max_pending_per_ip */
     TC_PER_IP_OVER_OPEN,    /* http.max_connections_per_ip */
+    TC_PER_IP_OVER_TOTAL,   /* the process's cap (http.max_connections) */
 };
 /* The peer address of a connected socket. @returns 0, TC_EIO, or TC_EINVAL
  * for a socket that is not IPv4 or IPv6. */
@@ -165,12 +167,14 @@ int tc_http__addr_of_fd(int fd, struct tc_http__addr *addr);
 /* The address as text (buf of INET6_ADDRSTRLEN bytes). */
 void tc_http__addr_text(const struct tc_http__addr *addr, char *buf, size_t len);
 /* Limits of 0 are no limit. @returns new. */
-struct tc_http__per_ip *tc_http__per_ip_new(int64_t max_pending, int64_t max_open);
+struct tc_http__per_ip *tc_http__per_ip_new(int64_t max_pending, int64_t max_open,
+                                            uint64_t max_total);
 /* Frees the table now, or when its last connection closes. */
 void tc_http__per_ip_free(struct tc_http__per_ip *t);
 /* May one more connection from addr be accepted? Counts nothing. A refusal
  * sets *log_refused to the refusals to report now (with this one), at most
- * once a second per address; 0 = say nothing. */
+ * once a second per address (for the process's cap, once a second in
+ * all); 0 = say nothing. */
 enum tc_http__per_ip_verdict tc_http__per_ip_admit(struct tc_http__per_ip *t,
                                                    const struct tc_http__addr *addr,
                                                    uint64_t now_ms, uint64_t *log_refused);
@@ -186,6 +190,8 @@ void tc_http__per_ip_counts(struct tc_http__per_ip *t, const struct tc_http__add
                             int64_t *open, int64_t *pending);
 /* Addresses with a connection open: the table's entries. */
 size_t tc_http__per_ip_addresses(const struct tc_http__per_ip *t);
+/* Connections open in all. */
+size_t tc_http__per_ip_total(const struct tc_http__per_ip *t);
 /* LWS_CALLBACK_FILTER_NETWORK_CONNECTION (@returns 1 to refuse),
  * SERVER_NEW_CLIENT_INSTANTIATED and WSI_DESTROY, for the table in the
  * context's user (struct tc_server). @returns 0 or 1. */

@@ -1,7 +1,8 @@
 /* tocsin — SPDX-License-Identifier: MIT
  *
  * Per-address connection counts for http.max_pending_per_ip and
- * http.max_connections_per_ip: a hash table keyed by the client's IP
+ * http.max_connections_per_ip, and the process total for its cap
+ * (http.max_connections within the fd limit): a hash table keyed by the client's IP
  * address bytes, one entry per address with an open connection, removed at
  * zero, so it never holds more entries than there are connections; and
  * the lws callbacks that refuse, count and release connections with it
@@ -35,6 +36,9 @@ struct tc_http__per_ip_conn {
 
 struct tc_http__per_ip {
     int64_t max_pending, max_open;
+    uint64_t max_total;       /* connections of the process; 0 = no cap */
+    uint64_t total_warned_ms; /* the last refusal at max_total logged */
+    uint64_t total_unlogged;  /* refusals at max_total since then */
     struct entry **buckets;
     size_t nbuckets; /* a power of two */
     size_t nentries;
@@ -80,11 +84,12 @@ tc_http__addr_text(const struct tc_http__addr *addr, char *buf, size_t len)
 }
 
 struct tc_http__per_ip *
-tc_http__per_ip_new(int64_t max_pending, int64_t max_open)
+tc_http__per_ip_new(int64_t max_pending, int64_t max_open, uint64_t max_total)
 {
     struct tc_http__per_ip *t = tc_xcalloc(1, sizeof(*t));
     t->max_pending = max_pending;
     t->max_open = max_open;
+    t->max_total = max_total;
     t->nbuckets = BUCKETS_MIN;
     t->buckets = tc_xcalloc(t->nbuckets, sizeof(*t->buckets));
     /* A secret seed: a client choosing its addresses (an IPv6 /64 has
@@ -171,11 +176,33 @@ grow(struct tc_http__per_ip *t)
     free(old);
 }
 
+/* A refusing client may retry in a tight loop: one line a second, saying
+ * how many were refused, rather than one per connection. @returns the
+ * refusals to report now, or 0. */
+static uint64_t
+refusal(uint64_t *warned_ms, uint64_t *unlogged, uint64_t now_ms)
+{
+    (*unlogged)++;
+    if (*warned_ms != 0 && now_ms - *warned_ms < 1000) {
+        return 0;
+    }
+    uint64_t n = *unlogged;
+    *unlogged = 0;
+    *warned_ms = now_ms;
+    return n;
+}
+
 enum tc_http__per_ip_verdict
 tc_http__per_ip_admit(struct tc_http__per_ip *t, const struct tc_http__addr *addr, uint64_t now_ms,
                       uint64_t *log_refused)
 {
     *log_refused = 0;
+    /* First, so a flood from many addresses cannot take the process past
+     * its fd budget, whatever each address's share. */
+    if (t->max_total > 0 && t->nconns >= t->max_total) {
+        *log_refused = refusal(&t->total_warned_ms, &t->total_unlogged, now_ms);
+        return TC_PER_IP_OVER_TOTAL;
+    }
     struct entry *e = *find(t, addr);
     enum tc_http__per_ip_verdict v = TC_PER_IP_ADMIT;
     if (e == NULL) {
@@ -188,14 +215,7 @@ tc_http__per_ip_admit(struct tc_http__per_ip *t, const struct tc_http__addr *add
     } else {
         return v;
     }
-    /* A refusing address may retry in a tight loop: one line a second for
-     * it, saying how many were refused, rather than one per connection. */
-    e->unlogged++;
-    if (e->warned_ms == 0 || now_ms - e->warned_ms >= 1000) {
-        *log_refused = e->unlogged;
-        e->unlogged = 0;
-        e->warned_ms = now_ms;
-    }
+    *log_refused = refusal(&e->warned_ms, &e->unlogged, now_ms);
     return v;
 }
 
@@ -268,6 +288,12 @@ tc_http__per_ip_addresses(const struct tc_http__per_ip *t)
     return t->nentries;
 }
 
+size_t
+tc_http__per_ip_total(const struct tc_http__per_ip *t)
+{
+    return t->nconns;
+}
+
 /* The table at the three points lws 4.1.6 gives, all on protocols[0]:
  * FILTER_NETWORK_CONNECTION has the accepted socket in `in` (no wsi of its
  * own yet: wsi is the listener, user NULL) and refuses;
@@ -306,6 +332,16 @@ tc_http__per_ip_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         tc_http__per_ip_admit(srv->per_ip, &addr, tc_now_ms(), &report);
     if (v == TC_PER_IP_ADMIT) {
         return 0;
+    }
+    if (v == TC_PER_IP_OVER_TOTAL) {
+        /* Refused once accepted: the listener is drained, not left
+         * readable as it would be were accept to fail with EMFILE. */
+        tc_metrics_inc(TC_M_HTTP_REFUSED_MAX_CONN);
+        if (report > 0) {
+            tc_warn("http", "over http.max_connections: connections closed at accept",
+                    TC_U("max_connections", srv->per_ip->max_total), TC_U("refused", report));
+        }
+        return 1;
     }
     tc_metrics_inc(TC_M_HTTP_REFUSED_PER_IP);
     if (report > 0) {

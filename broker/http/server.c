@@ -522,23 +522,59 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
     }
 }
 
-/* lws logs go to our logger, at our levels. */
+/* One lws line at our level, with its count when it was held back. */
+static void
+lws_log_line(int level, const char *line, uint64_t repeated)
+{
+    enum tc_log_level l = (level & LLL_ERR)    ? TC_LOG_ERROR
+                          : (level & LLL_WARN) ? TC_LOG_WARN
+                                               : TC_LOG_DEBUG;
+    if (l >= tc_log_min_level) {
+        const struct tc_kv kv = TC_U("repeated", repeated);
+        tc_log_write(l, "lws", line, &kv, repeated > 0 ? 1 : 0);
+    }
+}
+
+/* lws logs go to our logger, at our levels. lws 4.1.6 may say the same
+ * thing in a loop (at the fd limit, "accept: errno 24" on each turn while
+ * the listener stays readable: 6.9 million lines a minute were seen), so a
+ * line equal to the last one is only counted, and said again with its
+ * count ("repeated") at most once a second, or when another line comes:
+ * no lws loop can flood the log. lws logs on the main loop only. */
+static struct {
+    char line[512];
+    int level;
+    uint64_t said_ms;  /* when line was last written */
+    uint64_t repeated; /* times it came since, not written */
+} lws_last;
+
 static void
 lws_log(int level, const char *line)
 {
-    char buf[512];
+    char buf[sizeof(lws_last.line)];
     snprintf(buf, sizeof(buf), "%s", line);
     size_t n = strlen(buf);
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
         buf[--n] = '\0';
     }
-    if (level & LLL_ERR) {
-        tc_err("lws", buf);
-    } else if (level & LLL_WARN) {
-        tc_warn("lws", buf);
-    } else {
-        tc_debug("lws", buf);
+    uint64_t now = tc_now_ms();
+    if (level == lws_last.level && strcmp(buf, lws_last.line) == 0) {
+        lws_last.repeated++;
+        if (now - lws_last.said_ms >= 1000) {
+            lws_log_line(level, buf, lws_last.repeated);
+            lws_last.repeated = 0;
+            lws_last.said_ms = now;
+        }
+        return;
     }
+    if (lws_last.repeated > 0) {
+        lws_log_line(lws_last.level, lws_last.line, lws_last.repeated);
+    }
+    memcpy(lws_last.line, buf, n + 1);
+    lws_last.level = level;
+    lws_last.repeated = 0;
+    lws_last.said_ms = now;
+    lws_log_line(level, buf, 0);
 }
 
 struct tc_server *
@@ -622,8 +658,8 @@ tc_server_new(uv_loop_t *loop, const struct tc_config *cfg, const struct lws_pro
         return NULL;
     }
     srv->vhost = lws_get_vhost_by_name(srv->ctx, "tocsin");
-    srv->per_ip =
-        tc_http__per_ip_new(cfg->http_max_pending_per_ip, cfg->http_max_connections_per_ip);
+    srv->per_ip = tc_http__per_ip_new(cfg->http_max_pending_per_ip,
+                                      cfg->http_max_connections_per_ip, deps->max_connections);
     uv_timer_init(loop, &srv->sse_heartbeat);
     srv->sse_heartbeat.data = srv;
     uint64_t every = cfg->ws_heartbeat_ms / 4;

@@ -24,6 +24,9 @@ struct tc_server_deps {
     /* For /readyz: true when Kafka answered recently. */
     bool (*kafka_ready)(void *arg);
     void *kafka_arg;
+    /* Client connections held at once, the cap of the fd budget main.c
+     * set (tc_config_fd_budget); more are closed at accept. 0 = none. */
+    uint64_t max_connections;
 };
 
 /* Creates the context and starts listening on cfg->http_listen. ws_protocol

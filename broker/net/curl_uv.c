@@ -152,7 +152,7 @@ on_curl_timeout(CURLM *multi, long timeout_ms, void *userp)
 }
 
 struct tc_curl_uv *
-tc_curl_uv_new(uv_loop_t *loop, long max_host_conns, long max_idle)
+tc_curl_uv_new(uv_loop_t *loop, long max_host_conns, long max_conns)
 {
     struct tc_curl_uv *m = tc_xcalloc(1, sizeof(*m));
     m->loop = loop;
@@ -162,7 +162,8 @@ tc_curl_uv_new(uv_loop_t *loop, long max_host_conns, long max_idle)
     curl_multi_setopt(m->multi, CURLMOPT_TIMERFUNCTION, on_curl_timeout);
     curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, m);
     curl_multi_setopt(m->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_host_conns);
-    curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, max_idle);
+    curl_multi_setopt(m->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, max_conns);
+    curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, max_conns);
     uv_timer_init(loop, &m->timer);
     m->timer.data = m;
     m->open_handles = 1;

@@ -19,10 +19,12 @@ struct tc_curl_uv;
 typedef void (*tc_curl_uv_done_fn)(void *arg, CURL *easy, CURLcode cc);
 
 /* max_host_conns bounds parallel connections to one host (0 = no bound);
- * max_idle is how many idle connections the pool keeps for reuse (curl's
- * default follows the number of transfers in flight, which closes most
- * connections between bursts). */
-struct tc_curl_uv *tc_curl_uv_new(uv_loop_t *loop, long max_host_conns, long max_idle);
+ * max_conns bounds the pool, connections in use and idle ones kept for
+ * reuse (curl's default follows the number of transfers in flight, which
+ * closes most connections between bursts): at the bound curl closes the
+ * oldest idle one, or, with none idle, queues the transfer. It is the fd
+ * count the pool may hold (tc_config_fd_budget). */
+struct tc_curl_uv *tc_curl_uv_new(uv_loop_t *loop, long max_host_conns, long max_conns);
 
 /* Starts a transfer; done runs once when it ends, never before this returns.
  * CURLOPT_PRIVATE of easy belongs to this module. */

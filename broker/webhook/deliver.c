@@ -23,8 +23,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* Attempts in flight on one node; a claim takes no more than the room left. */
-#define MAX_INFLIGHT 256
+/* Attempts in flight on one node (config.h: the fd budget counts them). */
+#define MAX_INFLIGHT TC_WEBHOOK_MAX_INFLIGHT
 /* How often due jobs are looked for when nothing else asks: a job whose
  * retry time came, or one enqueued by an event. A recorded outcome asks at
  * once (its FIFO's next job is due now). */
@@ -506,8 +506,10 @@ tc_webhook_new(uv_loop_t *loop, const struct tc_config *cfg, struct tc_store *st
     wh->store = store;
     wh->inflight_list.next = wh->inflight_list.prev = &wh->inflight_list;
     /* Keep-alive per endpoint: a few connections per host, reused; the
-     * pool holds enough idle ones for hundreds of endpoints. */
-    wh->curl = tc_curl_uv_new(loop, 8, 1024);
+     * pool (webhook.max_connections, at least MAX_INFLIGHT, so an attempt
+     * never waits for a connection) holds idle ones for hundreds of
+     * endpoints. */
+    wh->curl = tc_curl_uv_new(loop, 8, (long)cfg->webhook_max_connections);
     uv_timer_init(loop, &wh->claim_timer);
     wh->claim_timer.data = wh;
     wh->open_handles = 2;

@@ -73,7 +73,7 @@ static void
 test_pending_cap(void **state)
 {
     (void)state;
-    struct tc_http__per_ip *t = tc_http__per_ip_new(3, 0);
+    struct tc_http__per_ip *t = tc_http__per_ip_new(3, 0, 0);
     struct tc_http__addr a = v4(0x7f000001), b = v4(0x7f000002);
     struct tc_http__per_ip_conn *c[6];
     open_n(t, &a, 3, c); /* exactly the cap */
@@ -105,7 +105,7 @@ static void
 test_open_cap_counts_established(void **state)
 {
     (void)state;
-    struct tc_http__per_ip *t = tc_http__per_ip_new(0, 4);
+    struct tc_http__per_ip *t = tc_http__per_ip_new(0, 4, 0);
     struct tc_http__addr a = v6("2001:db8::1"), same_64 = v6("2001:db8::2");
     struct tc_http__per_ip_conn *c[4];
     open_n(t, &a, 4, c);
@@ -126,7 +126,7 @@ static void
 test_v4_and_v6_keys_differ(void **state)
 {
     (void)state;
-    struct tc_http__per_ip *t = tc_http__per_ip_new(1, 0);
+    struct tc_http__per_ip *t = tc_http__per_ip_new(1, 0, 0);
     struct tc_http__addr a = v4(0x0a000001), mapped = v6("::ffff:10.0.0.1"),
                          compat = v6("::10.0.0.1");
     struct tc_http__per_ip_conn *c = tc_http__per_ip_open(t, &a);
@@ -143,7 +143,7 @@ test_entries_removed_at_zero(void **state)
 {
     (void)state;
     enum { N = 5000 };
-    struct tc_http__per_ip *t = tc_http__per_ip_new(2, 3);
+    struct tc_http__per_ip *t = tc_http__per_ip_new(2, 3, 0);
     struct tc_http__per_ip_conn **c = tc_xcalloc(2 * N, sizeof(*c));
     for (int round = 0; round < 3; round++) {
         for (int i = 0; i < N; i++) {
@@ -174,7 +174,7 @@ static void
 test_refusals_reported_once_a_second(void **state)
 {
     (void)state;
-    struct tc_http__per_ip *t = tc_http__per_ip_new(1, 0);
+    struct tc_http__per_ip *t = tc_http__per_ip_new(1, 0, 0);
     struct tc_http__addr a = v4(0xc0000201);
     struct tc_http__per_ip_conn *c = tc_http__per_ip_open(t, &a);
     uint64_t report;
@@ -205,13 +205,48 @@ test_refusals_reported_once_a_second(void **state)
     tc_http__per_ip_free(t);
 }
 
+/* The process's cap (http.max_connections) counts every address, comes
+ * before the per-address limits, frees room as connections close, and is
+ * reported once a second in all, not per address. */
+static void
+test_total_cap(void **state)
+{
+    (void)state;
+    struct tc_http__per_ip *t = tc_http__per_ip_new(2, 0, 3);
+    struct tc_http__addr a = v4(0xc0000201), b = v4(0xc0000202), c = v6("2001:db8::1");
+    struct tc_http__per_ip_conn *conns[3];
+    open_n(t, &a, 1, conns);
+    open_n(t, &b, 1, conns + 1);
+    open_n(t, &c, 1, conns + 2);
+    assert_int_equal(tc_http__per_ip_total(t), 3);
+    uint64_t report;
+    struct tc_http__addr d = v4(0xc0000203);
+    assert_int_equal(tc_http__per_ip_admit(t, &d, 5000, &report), TC_PER_IP_OVER_TOTAL);
+    assert_int_equal(report, 1);
+    /* Another address within the second: refused, held back. */
+    assert_int_equal(tc_http__per_ip_admit(t, &a, 5200, &report), TC_PER_IP_OVER_TOTAL);
+    assert_int_equal(report, 0);
+    assert_int_equal(tc_http__per_ip_admit(t, &b, 6000, &report), TC_PER_IP_OVER_TOTAL);
+    assert_int_equal(report, 2);
+    /* A close makes room for exactly one. */
+    tc_http__per_ip_close(conns[1]);
+    assert_int_equal(tc_http__per_ip_total(t), 2);
+    assert_int_equal(tc_http__per_ip_admit(t, &d, 6100, &report), TC_PER_IP_ADMIT);
+    conns[1] = tc_http__per_ip_open(t, &d);
+    assert_int_equal(tc_http__per_ip_admit(t, &d, 6200, &report), TC_PER_IP_OVER_TOTAL);
+    close_n(conns, 3);
+    assert_int_equal(tc_http__per_ip_total(t), 0);
+    assert_int_equal(admit(t, &a), TC_PER_IP_ADMIT);
+    tc_http__per_ip_free(t);
+}
+
 /* lws may destroy connections after the server freed the table: it is
  * freed by the last of them (ASan and LSan check both halves). */
 static void
 test_table_outlives_server(void **state)
 {
     (void)state;
-    struct tc_http__per_ip *t = tc_http__per_ip_new(8, 8);
+    struct tc_http__per_ip *t = tc_http__per_ip_new(8, 8, 0);
     struct tc_http__addr a = v4(0x7f000001), b = v6("::1");
     struct tc_http__per_ip_conn *c1 = tc_http__per_ip_open(t, &a);
     struct tc_http__per_ip_conn *c2 = tc_http__per_ip_open(t, &b);
@@ -260,6 +295,7 @@ main(void)
         cmocka_unit_test(test_v4_and_v6_keys_differ),
         cmocka_unit_test(test_entries_removed_at_zero),
         cmocka_unit_test(test_refusals_reported_once_a_second),
+        cmocka_unit_test(test_total_cap),
         cmocka_unit_test(test_table_outlives_server),
         cmocka_unit_test(test_addr_of_fd),
     };
