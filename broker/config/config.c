@@ -753,8 +753,9 @@ tc_config_print_reference(FILE *out)
  * socket per broker each, and librdkafka's wake-up fds per broker thread;
  * the embedded cluster adds its listeners and the far end of each of those
  * connections), the status page's and the templates' files and the log:
- * about 70 counted in /proc/PID/fd with the embedded Kafka, so 192 leaves
- * room for a cluster of several brokers. */
+ * 56 counted in /proc/PID/fd with the embedded Kafka, so 192 leaves room
+ * for a cluster of several brokers (each adds about 9: a socket per client
+ * and a broker thread's wake-up pipe). */
 #define FD_BASE 192
 /* The curl multis (webhooks, SMTP) each have a wake-up socket pair. */
 #define FD_MULTIS 4

@@ -319,8 +319,15 @@ tc_http__per_ip_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     int fd = reason == LWS_CALLBACK_FILTER_NETWORK_CONNECTION ? (int)(intptr_t)in
                                                               : (int)lws_get_socket_fd(wsi);
     struct tc_http__addr addr;
-    if (srv == NULL || srv->per_ip == NULL || tc_http__addr_of_fd(fd, &addr) != TC_OK) {
-        return 0;
+    int rc = tc_http__addr_of_fd(fd, &addr);
+    if (srv == NULL || srv->per_ip == NULL || rc == TC_EINVAL) {
+        return 0; /* not an IP socket: no limit applies */
+    }
+    if (rc != TC_OK) {
+        /* getpeername failed: the peer is gone already. Refused, it cannot
+         * slip past the caps uncounted; a wsi that already exists is left
+         * for lws to close on its first read. */
+        return reason == LWS_CALLBACK_FILTER_NETWORK_CONNECTION ? 1 : 0;
     }
     if (reason == LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED) {
         lws_set_opaque_user_data(wsi, tc_http__per_ip_open(srv->per_ip, &addr));

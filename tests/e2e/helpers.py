@@ -458,12 +458,14 @@ def run_tocsind(args, env=None, timeout=10):
 class Tocsind:
     """One tocsind process. env overrides are added to a clean environment
     (no TOCSIN_* from the caller); config, if given, is written to a file and
-    passed with -c."""
+    passed with -c; preexec_fn, if given, runs in the child before exec
+    (e.g. to set its resource limits)."""
 
     READY_TIMEOUT = float(os.environ.get("TOCSIN_E2E_READY_TIMEOUT", "30"))
 
-    def __init__(self, workdir, redis, kafka, env=None, config=None):
+    def __init__(self, workdir, redis, kafka, env=None, config=None, preexec_fn=None):
         self.workdir = workdir
+        self.preexec_fn = preexec_fn
         self.redis = redis
         self.kafka = kafka
         self.prefix = uid("e2e") + ":"
@@ -523,7 +525,7 @@ class Tocsind:
         log.write(f"---- start #{self.starts} port={self.port} prefix={self.prefix}\n".encode())
         log.flush()
         self.proc = subprocess.Popen(args, env=self.env(), stdin=subprocess.DEVNULL,
-                                     stdout=log, stderr=log)
+                                     stdout=log, stderr=log, preexec_fn=self.preexec_fn)
         log.close()
         if wait_ready:
             self.wait_ready()
