@@ -9,6 +9,7 @@
 import json
 import math
 import os
+import re
 import resource
 import shutil
 import signal
@@ -181,11 +182,18 @@ class Stack:
             # in bursts: no per-IP cap may refuse the load generator.
             "TOCSIN_HTTP_MAX_PENDING_PER_IP": "0",
             "TOCSIN_HTTP_MAX_CONNECTIONS_PER_IP": "0",
+            # Every session the hard fd limit allows (tocsind sets its soft
+            # limit itself), with the smallest webhook pool: no webhooks
+            # here, and its reserve then leaves 19,000 sessions room under
+            # the machine's 20,000.
+            "TOCSIN_HTTP_MAX_CONNECTIONS": "0",
+            "TOCSIN_WEBHOOK_MAX_CONNECTIONS": "256",
         })
         env.update(self.extra_env)
+        cap = self.session_cap(env)
         with open(self.tocsind_log, "wb") as logf:
-            # preexec_fn: tocsind needs one fd per session, so it gets the
-            # hard limit as its soft limit (the machine's is 20,000).
+            # preexec_fn: the hard limit as the soft one, as before tocsind
+            # set its own (it now sets the soft limit to cap + reserve).
             self.tocsind = subprocess.Popen([os.path.join(self.build_dir, "tocsind")], env=env,
                                             stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                                             preexec_fn=raise_nofile)
@@ -201,9 +209,18 @@ class Stack:
         if wait_until(ready, 60, interval=0.2, what="tocsind /readyz") == "exited":
             raise RuntimeError(f"tocsind exited {self.tocsind.returncode}: {self.log_tail()}")
         soft, hard = proc_nofile(self.tocsind.pid)
-        self.log(f"tocsind pid {self.tocsind.pid} on port {self.port}, RLIMIT_NOFILE {soft}/{hard}")
-        if soft.isdigit() and int(soft) < sessions + 100:
-            self.log(f"warning: tocsind may open only {soft} files, fewer than the sessions asked")
+        self.log(f"tocsind pid {self.tocsind.pid} on port {self.port}, RLIMIT_NOFILE {soft}/{hard}"
+                 f", up to {cap} client connections")
+        if cap is not None and cap < sessions + 10:
+            self.log(f"warning: tocsind holds only {cap} connections, fewer than the sessions asked")
+
+    def session_cap(self, env):
+        """The client connections tocsind will hold (its --check-config
+        says, for the fd limit it gets), or None."""
+        p = subprocess.run([os.path.join(self.build_dir, "tocsind"), "--check-config"], env=env,
+                           capture_output=True, timeout=30, preexec_fn=raise_nofile)
+        m = re.search(rb"up to (\d+) client connections", p.stderr)
+        return int(m.group(1)) if m else None
 
     @property
     def url(self):
