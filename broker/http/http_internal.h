@@ -69,6 +69,7 @@ struct tc_server {
     size_t nadmin_routes;
     struct tc_http__per_ip *per_ip; /* open connections per client address */
     struct tc_http__hangup *hangup; /* the SSE streams' sockets */
+    struct tc_http__fd_guard *fd_guard;
     bool shutting_down;
 };
 
@@ -196,6 +197,16 @@ size_t tc_http__per_ip_total(const struct tc_http__per_ip *t);
  * SERVER_NEW_CLIENT_INSTANTIATED and WSI_DESTROY, for the table in the
  * context's user (struct tc_server). @returns 0 or 1. */
 int tc_http__per_ip_callback(struct lws *wsi, enum lws_callback_reasons reason, void *in);
+
+/* fd_guard.c: at the fd limit, drains the listener lws cannot (EMFILE).
+ * One per process. @returns new (a guard that does nothing when the
+ * listener on port is not found: it says so). */
+struct tc_http__fd_guard;
+struct tc_http__fd_guard *tc_http__fd_guard_new(int port);
+void tc_http__fd_guard_free(struct tc_http__fd_guard *g);
+/* Every lws log line (newline stripped): an accept failed for want of a
+ * descriptor drains the listener, once per line. */
+void tc_http__fd_guard_lws_line(const char *line);
 
 /* hangup.c: tells when the client of a connection that lws does not read
  * (an SSE stream, a request waiting for its answer) closes it (hung_up) or

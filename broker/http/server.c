@@ -557,6 +557,7 @@ lws_log(int level, const char *line)
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
         buf[--n] = '\0';
     }
+    tc_http__fd_guard_lws_line(buf);
     uint64_t now = tc_now_ms();
     if (level == lws_last.level && strcmp(buf, lws_last.line) == 0) {
         lws_last.repeated++;
@@ -658,6 +659,7 @@ tc_server_new(uv_loop_t *loop, const struct tc_config *cfg, const struct lws_pro
         return NULL;
     }
     srv->vhost = lws_get_vhost_by_name(srv->ctx, "tocsin");
+    srv->fd_guard = tc_http__fd_guard_new(tc_server_port(srv));
     srv->per_ip = tc_http__per_ip_new(cfg->http_max_pending_per_ip,
                                       cfg->http_max_connections_per_ip, deps->max_connections);
     uv_timer_init(loop, &srv->sse_heartbeat);
@@ -703,6 +705,8 @@ tc_server_free(struct tc_server *srv)
         return;
     }
     lws_context_destroy(srv->ctx);
+    tc_http__fd_guard_free(srv->fd_guard);
+    srv->fd_guard = NULL;
     tc_http__per_ip_free(srv->per_ip);
     srv->per_ip = NULL;
     tc_http__hangup_free(srv->hangup); /* after the streams closed with the context */

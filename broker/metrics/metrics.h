@@ -38,6 +38,7 @@ enum tc_counter {
     TC_M_ORIGIN_REFUSED,
     TC_M_HTTP_REFUSED_PER_IP,   /* closed at accept: the address is over a per-IP limit */
     TC_M_HTTP_REFUSED_MAX_CONN, /* closed at accept: the process holds http.max_connections */
+    TC_M_HTTP_REFUSED_FD_LIMIT, /* closed at accept by the fd guard: accept met EMFILE */
     TC_M_CLIENT_TOKENS_REFUSED, /* 401/403 for a missing, bad or too narrow client token */
     TC_M_WEBHOOK_ATTEMPTS,
     TC_M_WEBHOOK_DELIVERED,
