@@ -97,13 +97,13 @@ def kafka(request):
 
 @pytest.fixture
 def tocsind_factory(request, tmp_path, redis_server, kafka):
-    """start(env=None, config=None, redis=None, wait_ready=True) → Tocsind."""
+    """start(env=None, config=None, redis=None, wait_ready=True, port=None) → Tocsind."""
     procs = []
 
-    def start(env=None, config=None, redis=None, wait_ready=True):
+    def start(env=None, config=None, redis=None, wait_ready=True, port=None):
         workdir = tmp_path / f"tocsind-{len(procs)}"
         workdir.mkdir()
-        t = Tocsind(str(workdir), redis or redis_server, kafka, env=env, config=config)
+        t = Tocsind(str(workdir), redis or redis_server, kafka, env=env, config=config, port=port)
         procs.append(t)
         return t.start(wait_ready=wait_ready)
 

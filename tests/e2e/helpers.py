@@ -90,10 +90,9 @@ def wait_until(pred, timeout, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
-def close_wait_sockets(port):
-    """Sockets on local port in CLOSE_WAIT (the client closed its end, the
-    server has not), from /proc/net/tcp and tcp6."""
-    n = 0
+def _tcp_sockets(port):
+    """(state, inode) of every socket on local port, from /proc/net/tcp and
+    tcp6 (state in hex: 01 ESTABLISHED, 08 CLOSE_WAIT, 0A LISTEN)."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as f:
@@ -101,10 +100,29 @@ def close_wait_sockets(port):
         except FileNotFoundError:
             continue
         for row in rows:
-            local, state = row.split()[1], row.split()[3]
-            if state == "08" and int(local.rsplit(":", 1)[1], 16) == port:
-                n += 1
-    return n
+            cols = row.split()
+            if int(cols[1].rsplit(":", 1)[1], 16) == port:
+                yield cols[3], cols[9]
+
+
+def close_wait_sockets(port):
+    """Sockets on local port in CLOSE_WAIT (the client closed its end, the
+    server has not)."""
+    return sum(1 for state, _ in _tcp_sockets(port) if state == "08")
+
+
+def established_sockets(pid, port):
+    """Connections on local port that process pid holds open: which of
+    several processes sharing a port (http.reuse_port) the kernel gave them."""
+    mine = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            mine.add(target[8:-1])
+    return sum(1 for state, inode in _tcp_sockets(port) if state == "01" and inode in mine)
 
 
 def main_thread_cpu_s(pid):
@@ -462,8 +480,9 @@ class Tocsind:
 
     READY_TIMEOUT = float(os.environ.get("TOCSIN_E2E_READY_TIMEOUT", "30"))
 
-    def __init__(self, workdir, redis, kafka, env=None, config=None):
+    def __init__(self, workdir, redis, kafka, env=None, config=None, port=None):
         self.workdir = workdir
+        self.fixed_port = port  # None: a free port at each start
         self.redis = redis
         self.kafka = kafka
         self.prefix = uid("e2e") + ":"
@@ -511,7 +530,7 @@ class Tocsind:
         return env
 
     def start(self, wait_ready=True):
-        self.port = free_port()
+        self.port = self.fixed_port or free_port()
         self.starts += 1
         args = [binary("tocsind")]
         if self.config is not None:
