@@ -6,6 +6,7 @@
 # Every wait here is bounded; a bound that passes raises HarnessError with
 # what was seen, so no test can hang on a missing server.
 
+import http.client
 import json
 import os
 import secrets
@@ -90,9 +91,10 @@ def wait_until(pred, timeout, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
-def _tcp_sockets(port):
+def _tcp_sockets(port, remote=False):
     """(state, inode) of every socket on local port, from /proc/net/tcp and
-    tcp6 (state in hex: 01 ESTABLISHED, 08 CLOSE_WAIT, 0A LISTEN)."""
+    tcp6 (state in hex: 01 ESTABLISHED, 08 CLOSE_WAIT, 0A LISTEN); with
+    remote, (state, inode, remote port)."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as f:
@@ -102,7 +104,10 @@ def _tcp_sockets(port):
         for row in rows:
             cols = row.split()
             if int(cols[1].rsplit(":", 1)[1], 16) == port:
-                yield cols[3], cols[9]
+                if remote:
+                    yield cols[3], cols[9], int(cols[2].rsplit(":", 1)[1], 16)
+                else:
+                    yield cols[3], cols[9]
 
 
 def close_wait_sockets(port):
@@ -111,18 +116,52 @@ def close_wait_sockets(port):
     return sum(1 for state, _ in _tcp_sockets(port) if state == "08")
 
 
-def established_sockets(pid, port):
-    """Connections on local port that process pid holds open: which of
-    several processes sharing a port (http.reuse_port) the kernel gave them."""
-    mine = set()
+def _socket_inodes(pid):
+    """Inodes of the sockets process pid holds."""
+    out = set()
     for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
             target = os.readlink(f"/proc/{pid}/fd/{fd}")
         except OSError:
             continue  # closed meanwhile
         if target.startswith("socket:["):
-            mine.add(target[8:-1])
-    return sum(1 for state, inode in _tcp_sockets(port) if state == "01" and inode in mine)
+            out.add(target[8:-1])
+    return out
+
+
+def connection_to(pid, port, timeout=10):
+    """A connected socket to 127.0.0.1:port that process pid accepted. On a
+    port several processes share (http.reuse_port) the kernel picks one per
+    connection; this connects again until it picks pid, so /metrics or
+    /readyz of one process can be read."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        mine = s.getsockname()[1]
+        # The server side's row has our port as its remote port; its inode
+        # is 0 until accepted.
+        for _ in range(100):
+            inode = next((i for _, i, rport in _tcp_sockets(port, remote=True)
+                          if rport == mine and i != "0"), None)
+            if inode is not None:
+                break
+            time.sleep(0.01)
+        if inode is not None and inode in _socket_inodes(pid):
+            return s
+        s.close()
+    raise HarnessError(f"no connection to port {port} reached pid {pid} within {timeout}s")
+
+
+def http_get_from(pid, port, path, timeout=5):
+    """GET path from process pid on a shared port: (status, body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn.sock = connection_to(pid, port)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
 
 
 def main_thread_cpu_s(pid):
