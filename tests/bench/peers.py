@@ -764,7 +764,7 @@ def main():
                 peer.check()
             except Skip as e:
                 log(f"{name}: skipped: {e}")
-                runs.append({"peer": name, "status": "skipped", "reason": str(e)})
+                runs.append({"peer": peer.name, "status": "skipped", "reason": str(e)})
                 continue
             if i > 0:
                 time.sleep(a.pause)  # let the last system's sockets and CPU settle
@@ -773,7 +773,7 @@ def main():
                 r = peer.run()
             except Exception as e:  # report it, go on with the next system
                 log(f"{name}: failed: {e}")
-                runs.append({"peer": name, "status": "failed", "reason": str(e)[:300]})
+                runs.append({"peer": peer.name, "status": "failed", "reason": str(e)[:300]})
                 failed = True
                 continue
             runs.append(r)

@@ -512,6 +512,12 @@ def run_tocsind(args, env=None, timeout=10):
                            f"(stderr: {(e.stderr or b'')[-2000:]!r})")
 
 
+# TOCSIN_E2E_REUSE_PORT=1: every tocsind runs with http.reuse_port (unless a
+# test sets it), so the suite runs on our listener (broker/http/listen.c)
+# instead of lws's.
+REUSE_PORT = os.environ.get("TOCSIN_E2E_REUSE_PORT") == "1"
+
+
 class Tocsind:
     """One tocsind process. env overrides are added to a clean environment
     (no TOCSIN_* from the caller); config, if given, is written to a file and
@@ -565,6 +571,8 @@ class Tocsind:
             "TOCSIN_LOG_LEVEL": "info",
             "TOCSIN_SHUTDOWN_TIMEOUT": "3s",
         })
+        if REUSE_PORT:
+            env["TOCSIN_HTTP_REUSE_PORT"] = "true"
         env.update(self.extra_env)
         return env
 
