@@ -53,6 +53,8 @@ const struct tc_config_key tc_config_keys[] = {
      "certificate chain (PEM file) of the listener; set with http.tls_key, it speaks TLS only (empty = plain HTTP)"},
     {"http.tls_key", "TOCSIN_HTTP_TLS_KEY", TC_CFG_STRING, OFF(http_tls_key), "", 0, 1024, false, NULL,
      "private key (PEM file) of http.tls_cert"},
+    {"http.reuse_port", "TOCSIN_HTTP_REUSE_PORT", TC_CFG_BOOL, OFF(http_reuse_port), "false", 0, 0, false, NULL,
+     "share http.listen with the other tocsind on this host that set it (SO_REUSEPORT; one process per core, each a node)"},
     {"kafka.brokers", "TOCSIN_KAFKA_BROKERS", TC_CFG_STRING, OFF(kafka_brokers), "", 0, 4096, false, NULL,
      "bootstrap servers; empty runs an embedded single-node Kafka (librdkafka mock cluster)"},
     {"kafka.topic", "TOCSIN_KAFKA_TOPIC", TC_CFG_STRING, OFF(kafka_topic), "tocsin.incidents", 1, 249, false, check_topics,

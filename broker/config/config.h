@@ -38,6 +38,7 @@ struct tc_config {
     char *http_static_dir;               /* "" = the built-in status page only */
     char *http_tls_cert;                 /* PEM paths, both or neither; "" = plain HTTP */
     char *http_tls_key;
+    bool http_reuse_port; /* SO_REUSEPORT: several tocsind share http.listen */
     /* kafka */
     char *kafka_brokers; /* empty: run the embedded mock cluster */
     char *kafka_topic;

@@ -70,8 +70,15 @@ struct tc_server {
     struct tc_http__per_ip *per_ip; /* open connections per client address */
     struct tc_http__hangup *hangup; /* the SSE streams' sockets */
     struct tc_http__fd_guard *fd_guard;
+    struct tc_http__listener *listener; /* http.reuse_port; else lws listens */
     bool shutting_down;
 };
+
+/* TCP keepalive of accepted sockets (lws's and ours): a dead peer is found
+ * after KA_TIME + KA_INTERVAL * KA_PROBES seconds of silence. */
+#define TC_HTTP__KA_TIME     60
+#define TC_HTTP__KA_INTERVAL 10
+#define TC_HTTP__KA_PROBES   3
 
 /* Queues a complete response on c and asks for a writeable callback.
  * @takes body (allocated with tc_http__body_alloc, may be NULL). */
@@ -197,6 +204,21 @@ size_t tc_http__per_ip_total(const struct tc_http__per_ip *t);
  * SERVER_NEW_CLIENT_INSTANTIATED and WSI_DESTROY, for the table in the
  * context's user (struct tc_server). @returns 0 or 1. */
 int tc_http__per_ip_callback(struct lws *wsi, enum lws_callback_reasons reason, void *in);
+/* Admits or refuses a socket just accepted, by its peer's address (the
+ * filter of lws's listener and of ours, listen.c). @returns 1 to refuse:
+ * the caller closes fd. */
+int tc_http__per_ip_filter(struct tc_server *srv, int fd);
+
+/* listen.c: the listening socket of http.reuse_port, shared through
+ * SO_REUSEPORT by every tocsind on the host that sets it; each accepted
+ * socket is handed to lws's vhost as its own listener would.
+ * @returns new, or NULL with err set (the port is taken without
+ * SO_REUSEPORT, or by another user). */
+struct tc_http__listener;
+struct tc_http__listener *tc_http__listener_new(struct tc_server *srv, struct tc_error *err);
+int tc_http__listener_port(const struct tc_http__listener *l);
+/* Stops accepting and closes the socket; memory goes in a close callback. */
+void tc_http__listener_close(struct tc_http__listener *l);
 
 /* fd_guard.c: at the fd limit, drains the listener lws cannot (EMFILE).
  * One per process. @returns new (a guard that does nothing when the

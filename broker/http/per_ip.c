@@ -316,8 +316,22 @@ tc_http__per_ip_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         return 0;
     }
     struct tc_server *srv = lws_context_user(lws_get_context(wsi));
-    int fd = reason == LWS_CALLBACK_FILTER_NETWORK_CONNECTION ? (int)(intptr_t)in
-                                                              : (int)lws_get_socket_fd(wsi);
+    if (reason == LWS_CALLBACK_FILTER_NETWORK_CONNECTION) {
+        return tc_http__per_ip_filter(srv, (int)(intptr_t)in);
+    }
+    struct tc_http__addr addr;
+    int rc = tc_http__addr_of_fd((int)lws_get_socket_fd(wsi), &addr);
+    if (srv == NULL || srv->per_ip == NULL || rc != TC_OK) {
+        return 0; /* not an IP socket, or the peer is gone: lws closes it at its first read */
+    }
+    lws_set_opaque_user_data(wsi, tc_http__per_ip_open(srv->per_ip, &addr));
+    tc_metrics_gauge_add(TC_G_HTTP_CONNECTIONS, 1);
+    return 0;
+}
+
+int
+tc_http__per_ip_filter(struct tc_server *srv, int fd)
+{
     struct tc_http__addr addr;
     int rc = tc_http__addr_of_fd(fd, &addr);
     if (srv == NULL || srv->per_ip == NULL || rc == TC_EINVAL) {
@@ -325,14 +339,8 @@ tc_http__per_ip_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     }
     if (rc != TC_OK) {
         /* getpeername failed: the peer is gone already. Refused, it cannot
-         * slip past the caps uncounted; a wsi that already exists is left
-         * for lws to close on its first read. */
-        return reason == LWS_CALLBACK_FILTER_NETWORK_CONNECTION ? 1 : 0;
-    }
-    if (reason == LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED) {
-        lws_set_opaque_user_data(wsi, tc_http__per_ip_open(srv->per_ip, &addr));
-        tc_metrics_gauge_add(TC_G_HTTP_CONNECTIONS, 1);
-        return 0;
+         * slip past the caps uncounted. */
+        return 1;
     }
     uint64_t report;
     enum tc_http__per_ip_verdict v =
@@ -360,5 +368,5 @@ tc_http__per_ip_callback(struct lws *wsi, enum lws_callback_reasons reason, void
                     : "over http.max_connections_per_ip: connections closed",
                 TC_S("addr", text), TC_U("refused", report));
     }
-    return 1; /* lws closes the socket */
+    return 1; /* the caller closes the socket */
 }

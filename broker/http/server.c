@@ -615,7 +615,8 @@ tc_server_new(uv_loop_t *loop, const struct tc_config *cfg, const struct lws_pro
         info.options &= ~(uint64_t)LWS_SERVER_OPTION_DISABLE_IPV6;
     }
     info.foreign_loops = foreign_loops;
-    info.port = cfg->http_port;
+    /* With http.reuse_port the vhost listens nowhere: listen.c accepts. */
+    info.port = cfg->http_reuse_port ? CONTEXT_PORT_NO_LISTEN_SERVER : cfg->http_port;
     info.iface = strcmp(cfg->http_host, "0.0.0.0") == 0 ? NULL : cfg->http_host;
     info.protocols = srv->protocols;
     info.user = srv; /* for the callbacks of sockets and wsis not yet bound to a protocol */
@@ -630,9 +631,9 @@ tc_server_new(uv_loop_t *loop, const struct tc_config *cfg, const struct lws_pro
     info.timeout_secs_ah_idle = 10;
     info.keepalive_timeout = 5;
     info.timeout_secs = 30;
-    info.ka_time = 60;
-    info.ka_probes = 3;
-    info.ka_interval = 10;
+    info.ka_time = TC_HTTP__KA_TIME;
+    info.ka_probes = TC_HTTP__KA_PROBES;
+    info.ka_interval = TC_HTTP__KA_INTERVAL;
     info.max_http_header_data = 4096;
     info.max_http_header_pool = 256;
     info.pt_serv_buf_size = 16384;
@@ -650,13 +651,22 @@ tc_server_new(uv_loop_t *loop, const struct tc_config *cfg, const struct lws_pro
         free(srv);
         return NULL;
     }
+    info.options |= LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
     srv->ctx = lws_create_context(&info);
-    if (srv->ctx == NULL) {
+    if (srv->ctx != NULL) {
+        /* Our vhost, not lws's default one: lws 4.1.6 on a foreign libuv
+         * loop answers a default vhost it could not create (the port in
+         * use) with a context it is already destroying, not NULL, and
+         * tocsind ran on listening nowhere. */
+        srv->vhost = lws_create_vhost(srv->ctx, &info);
+    }
+    if (srv->vhost == NULL) {
         tc_error_set(err, TC_EIO, "cannot start the HTTP server on %s (is the port in use?)",
                      cfg->http_listen);
-        tc_http__hangup_free(srv->hangup);
-        free(srv);
-        return NULL;
+        goto fail;
+    }
+    if (cfg->http_reuse_port && (srv->listener = tc_http__listener_new(srv, err)) == NULL) {
+        goto fail;
     }
     srv->vhost = lws_get_vhost_by_name(srv->ctx, "tocsin");
     srv->fd_guard = tc_http__fd_guard_new(tc_server_port(srv));
@@ -667,11 +677,21 @@ tc_server_new(uv_loop_t *loop, const struct tc_config *cfg, const struct lws_pro
     uint64_t every = cfg->ws_heartbeat_ms / 4;
     uv_timer_start(&srv->sse_heartbeat, tc_http__sse_heartbeat, every, every);
     return srv;
+fail:
+    if (srv->ctx != NULL) {
+        lws_context_destroy(srv->ctx);
+    }
+    tc_http__hangup_free(srv->hangup);
+    free(srv);
+    return NULL;
 }
 
 int
 tc_server_port(const struct tc_server *srv)
 {
+    if (srv->listener != NULL) {
+        return tc_http__listener_port(srv->listener);
+    }
     return srv->vhost ? lws_get_vhost_listen_port(srv->vhost) : srv->cfg->http_port;
 }
 
@@ -679,6 +699,9 @@ void
 tc_server_shutdown(struct tc_server *srv)
 {
     srv->shutting_down = true;
+    /* Closed now, the shared port's new connections go to the other nodes. */
+    tc_http__listener_close(srv->listener);
+    srv->listener = NULL;
     uv_timer_stop(&srv->sse_heartbeat);
     for (struct tc_http__conn *c = srv->sse.next; c != &srv->sse; c = c->next) {
         c->sse_closing = true;
@@ -704,6 +727,8 @@ tc_server_free(struct tc_server *srv)
     if (srv == NULL) {
         return;
     }
+    tc_http__listener_close(srv->listener);
+    srv->listener = NULL;
     lws_context_destroy(srv->ctx);
     tc_http__fd_guard_free(srv->fd_guard);
     srv->fd_guard = NULL;

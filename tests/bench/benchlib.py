@@ -152,17 +152,21 @@ class Stack:
     """redis-server (AOF; appendfsync as asked, production's `always` by
     default), tocsin-devkafka and tocsind with TOCSIN_LOG_LEVEL=warn and its
     soft RLIMIT_NOFILE raised to the hard limit (one fd per session), in
-    tmp. log(msg) reports what it did."""
+    tmp. With nodes > 1, that many tocsind share the port (http.reuse_port),
+    each a node of one Redis prefix and Kafka group: one loop per core.
+    log(msg) reports what it did."""
 
-    def __init__(self, build_dir, tmp=None, log=None, fsync="always", env=None):
+    def __init__(self, build_dir, tmp=None, log=None, fsync="always", env=None, nodes=1):
         self.build_dir = build_dir
         self.tmp = tmp or tempfile.mkdtemp(prefix="tocsin-bench-")
         self.log = log or (lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True))
         self.fsync = fsync
         self.extra_env = dict(env or {})
+        self.nodes = nodes
         self.redis = None
         self.kafka = None
-        self.tocsind = None
+        self.tocsind = None  # the first node
+        self.tocsinds = []
         self.port = None
         helpers.BUILD_DIR = build_dir  # DevKafka finds tocsin-devkafka there
 
@@ -188,29 +192,34 @@ class Stack:
             # the machine's 20,000.
             "TOCSIN_HTTP_MAX_CONNECTIONS": "0",
             "TOCSIN_WEBHOOK_MAX_CONNECTIONS": "256",
+            "TOCSIN_HTTP_REUSE_PORT": "true" if self.nodes > 1 else "false",
         })
         env.update(self.extra_env)
         cap = self.session_cap(env)
-        with open(self.tocsind_log, "wb") as logf:
-            # preexec_fn: the hard limit as the soft one, as before tocsind
-            # set its own (it now sets the soft limit to cap + reserve).
-            self.tocsind = subprocess.Popen([os.path.join(self.build_dir, "tocsind")], env=env,
-                                            stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                                            preexec_fn=raise_nofile)
+        for i in range(self.nodes):
+            with open(self.node_log(i), "wb") as logf:
+                # preexec_fn: the hard limit as the soft one, as before tocsind
+                # set its own (it now sets the soft limit to cap + reserve).
+                self.tocsinds.append(subprocess.Popen(
+                    [os.path.join(self.build_dir, "tocsind")], env=env,
+                    stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, preexec_fn=raise_nofile))
+        self.tocsind = self.tocsinds[0]
 
-        def ready():
-            if self.tocsind.poll() is not None:
+        def ready(proc):
+            if proc.poll() is not None:
                 return "exited"
             try:
-                return http_get(f"{self.url}/readyz", timeout=1)[0] == 200
+                return self.get("/readyz", proc.pid, timeout=1)[0] == 200
             except OSError:
                 return False
 
-        if wait_until(ready, 60, interval=0.2, what="tocsind /readyz") == "exited":
-            raise RuntimeError(f"tocsind exited {self.tocsind.returncode}: {self.log_tail()}")
+        for proc in self.tocsinds:
+            if wait_until(lambda: ready(proc), 60, interval=0.2,
+                          what="tocsind /readyz") == "exited":
+                raise RuntimeError(f"tocsind exited {proc.returncode}: {self.log_tail()}")
         soft, hard = proc_nofile(self.tocsind.pid)
-        self.log(f"tocsind pid {self.tocsind.pid} on port {self.port}, RLIMIT_NOFILE {soft}/{hard}"
-                 f", up to {cap} client connections")
+        self.log(f"tocsind pid(s) {self.pids()} on port {self.port}, RLIMIT_NOFILE {soft}/{hard}"
+                 f", up to {cap} client connections each")
         if cap is not None and cap < sessions + 10:
             self.log(f"warning: tocsind holds only {cap} connections, fewer than the sessions asked")
 
@@ -222,33 +231,47 @@ class Stack:
         m = re.search(rb"up to (\d+) client connections", p.stderr)
         return int(m.group(1)) if m else None
 
+    def pids(self):
+        return [p.pid for p in self.tocsinds]
+
+    def get(self, path, pid=None, timeout=5):
+        """GET path: (status, headers, body); from node pid when the port is
+        shared (the kernel picks a node per connection)."""
+        if pid is None or self.nodes == 1:
+            return http_get(f"{self.url}{path}", timeout=timeout)
+        status, body = helpers.http_get_from(pid, self.port, path, timeout=timeout)
+        return status, {}, body
+
     @property
     def url(self):
         return f"http://127.0.0.1:{self.port}"
 
+    def node_log(self, i):
+        return os.path.join(self.tmp, "tocsind.log" if i == 0 else f"tocsind.{i}.log")
+
     @property
     def tocsind_log(self):
-        return os.path.join(self.tmp, "tocsind.log")
+        return self.node_log(0)
 
     def ws_url(self, query=""):
         return f"ws://127.0.0.1:{self.port}/v1/ws" + (f"?{query}" if query else "")
 
     def log_tail(self, n=30):
-        return tail_file(self.tocsind_log, n)
+        return "\n".join(tail_file(self.node_log(i), n) for i in range(max(1, len(self.tocsinds))))
 
-    def metrics(self):
-        """/metrics as {'name{labels}': value}."""
-        status, _, body = http_get(f"{self.url}/metrics", timeout=5)
+    def metrics(self, pid=None):
+        """/metrics as {'name{labels}': value} (of node pid, if given)."""
+        status, _, body = self.get("/metrics", pid)
         if status != 200:
             raise RuntimeError(f"/metrics answered {status}")
         return parse_metrics(body.decode())
 
     def hub_seq(self):
-        """The last seq tocsind delivered from the history stream."""
-        return int(self.metrics().get("tocsin_hub_seq", 0))
+        """The last seq every node delivered from the history stream."""
+        return min(int(self.metrics(pid).get("tocsin_hub_seq", 0)) for pid in self.pids())
 
     def wait_seq(self, seq, timeout, interval=0.02):
-        """Until tocsind's hub reached seq (every event up to it stored and
+        """Until every node's hub reached seq (every event up to it stored and
         tailed); returns the monotonic time it was seen."""
         wait_until(lambda: self.hub_seq() >= seq, timeout, interval=interval,
                    what=f"tocsin_hub_seq >= {seq}")
@@ -261,7 +284,8 @@ class Stack:
                          "acks": "all"})
 
     def stop_servers(self):
-        stop(self.tocsind, timeout=15)
+        for proc in self.tocsinds:
+            stop(proc, timeout=15)
         if self.kafka is not None:
             self.kafka.stop()
         if self.redis is not None:

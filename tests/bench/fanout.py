@@ -35,7 +35,8 @@ class Bench(Stack):
     """The fan-out run on benchlib's stack (peers.py runs tocsind through it)."""
 
     def __init__(self, args):
-        super().__init__(os.path.abspath(args.build_dir), log=log)
+        super().__init__(os.path.abspath(args.build_dir), log=log,
+                         nodes=getattr(args, "nodes", 1))
         self.args = args
         self.gens = None
 

@@ -2,7 +2,8 @@
 # tocsin — SPDX-License-Identifier: MIT
 #
 # Fan-out side by side (issue 6): the same N WebSocket sessions and K updates
-# against tocsind, nginx + nchan (1 and 2 workers) and a Node.js `ws`
+# against tocsind (one process, and two sharing the port with
+# http.reuse_port), nginx + nchan (1 and 2 workers) and a Node.js `ws`
 # broadcaster, one after another in one invocation, timed by the same
 # generator (tocsin-wsload; --peer raw for the others), and one Markdown table
 # with each figure's ratio to tocsind's. It does not tune or change tocsind:
@@ -34,9 +35,9 @@ import fanout  # noqa: E402
 import helpers  # noqa: E402
 from benchlib import (MAX_PER_PROC, Generators, cpu_precise_s, proc_status, raise_nofile,  # noqa: E402
                       stop)
-from helpers import HarnessError, event, free_port, http_get, uid, wait_until  # noqa: E402
+from helpers import HarnessError, event, free_port, uid, wait_until  # noqa: E402
 
-PEERS = ("tocsind", "nchan-1w", "nchan-2w", "node")
+PEERS = ("tocsind", "tocsind-x2", "nchan-1w", "nchan-2w", "node")
 NODE_DIR = os.path.join(HERE, "peers", "node")
 NCHAN_MODULE = "/usr/lib/nginx/modules/ngx_nchan_module.so"
 # Once nchan is loaded, Debian's nginx creates (or, unprivileged, checks) its
@@ -271,15 +272,18 @@ class Peer:
 
 class TocsindPeer(Peer):
     """tocsind as fanout.py runs it: its own redis-server (AOF, fsync always),
-    tocsin-devkafka and tocsind; updates are produced to Kafka."""
+    tocsin-devkafka and tocsind; updates are produced to Kafka. With nodes
+    > 1, that many tocsind share the port (http.reuse_port), each a node:
+    one loop per core; CPU and memory are their sums."""
 
-    name = "tocsind"
     peer_mode = "tocsin"
 
-    def __init__(self, a, wsload, tmp):
+    def __init__(self, a, wsload, tmp, nodes=1):
         super().__init__(a, wsload, tmp)
+        self.nodes = nodes
+        self.name = "tocsind" if nodes == 1 else f"tocsind ×{nodes} (reuse_port)"
         ns = argparse.Namespace(build_dir=a.build_dir, sessions=a.sessions, updates=a.updates,
-                                component=COMPONENT)
+                                component=COMPONENT, nodes=nodes)
         self.bench = fanout.Bench(ns)
         shutil.rmtree(self.bench.tmp, ignore_errors=True)
         self.bench.tmp = tmp
@@ -298,7 +302,7 @@ class TocsindPeer(Peer):
         self.bench.start_servers()
 
     def pids(self):
-        return [self.bench.tocsind.pid]
+        return self.bench.pids()
 
     def aux_pids(self):
         return [p.pid for p in (self.bench.redis.proc, self.bench.kafka.proc) if p is not None]
@@ -312,11 +316,16 @@ class TocsindPeer(Peer):
         incident = uid("warmup")
         ev = event(incident, 1, components=(WARMUP_COMPONENT,), title="warm-up")
         self.bench.kafka.produce(ev)
-        url = f"http://127.0.0.1:{self.bench.port}/v1/incidents/{incident}"
-        wait_until(lambda: http_get(url, timeout=2)[0] == 200, 30, interval=0.05,
-                   what="the warm-up event in tocsind")
+        for pid in self.pids():
+            wait_until(lambda: self.bench.get(f"/v1/incidents/{incident}", pid, timeout=2)[0]
+                       == 200, 30, interval=0.05, what="the warm-up event in every tocsind")
 
     def publish(self):
+        if self.nodes > 1:
+            # How the kernel spread the sessions over the processes.
+            self.notes["sessions_per_worker"] = [
+                int(self.bench.metrics(pid).get('tocsin_sessions{channel="ws"}', 0))
+                for pid in self.pids()]
         self.aux_cpu0 = sum(cpu_precise_s(p) for p in self.aux_pids())
         self.bench.publish()
 
@@ -326,12 +335,7 @@ class TocsindPeer(Peer):
         self.notes["redis_kafka_cpu_s"] = aux
 
     def stop(self):
-        b = self.bench
-        stop(b.tocsind, timeout=15)
-        if b.kafka is not None:
-            b.kafka.stop()
-        if b.redis is not None:
-            b.redis.cleanup()
+        self.bench.stop_servers()
 
     def diag(self):
         return self.bench.log_tail(20) if self.bench.tocsind is not None else ""
@@ -560,6 +564,8 @@ class NodePeer(RawPeer):
 def make_peer(name, a, wsload, tmp):
     if name == "tocsind":
         return TocsindPeer(a, wsload, tmp)
+    if name == "tocsind-x2":
+        return TocsindPeer(a, wsload, tmp, nodes=2)
     if name.startswith("nchan-"):
         return NchanPeer(a, wsload, tmp, int(name[len("nchan-"):-1]))
     return NodePeer(a, wsload, tmp)
@@ -669,8 +675,8 @@ def notes(runs, a):
         "session's last) for the fan-out itself.",
         "- Latency: per delivery, receive time − that update's `bench_ts_us`. "
         "Deliveries/s: deliveries / time to last delivery, and / fan-out spread.",
-        "- Server CPU: run time of every thread of the server's processes (tocsind alone; "
-        "nginx master + workers; node), from the scheduler's nanosecond counters, from just "
+        "- Server CPU: run time of every thread of the server's processes (tocsind alone, "
+        "or both processes of tocsind ×2; nginx master + workers; node), from the scheduler's nanosecond counters, from just "
         "before the first publish to the last delivery, / deliveries.",
         "- Server memory per idle session: (PSS with every session open and idle − PSS "
         "before any connected) / ready sessions, summed over the server's processes.",
@@ -678,6 +684,10 @@ def notes(runs, a):
         "(`{\"type\":\"update\",...,\"incident\":{...,\"bench_ts_us\":N}}`), so every "
         "system sends the same bytes. Neither speaks a subprotocol or filters; node keeps "
         "nothing, nchan its default message buffer.",
+        "- tocsind ×2: two tocsind sharing the port with `http.reuse_port` (SO_REUSEPORT), "
+        "each a full node on the same Redis and Kafka group; one of them ingests the update, "
+        "both deliver it from the Redis history to their own sessions (one loop per core, "
+        "as nchan-2w has one worker per core).",
     ]
     busy = []
     for r in runs:
@@ -693,12 +703,12 @@ def notes(runs, a):
         if r["status"] != "ran":
             continue
         if "redis_kafka_cpu_s" in r:
-            lines.append(f"- tocsind's Redis + Kafka mock used {fmt(r['redis_kafka_cpu_s'], 3)} "
-                         f"s CPU over the same window "
+            lines.append(f"- {r['peer']}: its Redis + Kafka mock used "
+                         f"{fmt(r['redis_kafka_cpu_s'], 3)} s CPU over the same window "
                          f"({fmt(r.get('redis_kafka_cpu_us_per_delivery'), 2)} µs per "
                          "delivery), not in the table.")
         if "sessions_per_worker" in r:
-            lines.append(f"- {r['peer']}: sessions per worker {r['sessions_per_worker']}.")
+            lines.append(f"- {r['peer']}: sessions per process {r['sessions_per_worker']}.")
     return "\n".join(lines)
 
 
@@ -754,7 +764,7 @@ def main():
                 peer.check()
             except Skip as e:
                 log(f"{name}: skipped: {e}")
-                runs.append({"peer": name, "status": "skipped", "reason": str(e)})
+                runs.append({"peer": peer.name, "status": "skipped", "reason": str(e)})
                 continue
             if i > 0:
                 time.sleep(a.pause)  # let the last system's sockets and CPU settle
@@ -763,7 +773,7 @@ def main():
                 r = peer.run()
             except Exception as e:  # report it, go on with the next system
                 log(f"{name}: failed: {e}")
-                runs.append({"peer": name, "status": "failed", "reason": str(e)[:300]})
+                runs.append({"peer": peer.name, "status": "failed", "reason": str(e)[:300]})
                 failed = True
                 continue
             runs.append(r)

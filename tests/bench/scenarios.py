@@ -55,7 +55,8 @@ class Run:
         self.a = a
         self.tmp = os.path.join(a.top, name)
         os.makedirs(self.tmp, exist_ok=True)
-        self.stack = Stack(a.build_dir, tmp=self.tmp, log=log, fsync=fsync)
+        self.stack = Stack(a.build_dir, tmp=self.tmp, log=log, fsync=fsync,
+                           nodes=getattr(a, "nodes", 1))
         self.gens = None
 
     def __enter__(self):
@@ -87,7 +88,7 @@ class Run:
         return r["ready"], connect_s
 
     def tocsind_cpu(self):
-        return cpu_precise_s(self.stack.tocsind.pid)
+        return sum(cpu_precise_s(p) for p in self.stack.pids())
 
     def gens_cpu(self):
         return sum(cpu_precise_s(p) for p in self.gens.pids())
@@ -96,7 +97,7 @@ class Run:
         return cpu_precise_s(self.stack.redis.proc.pid)
 
     def rss_kb(self):
-        return proc_status(self.stack.tocsind.pid, "VmRSS")
+        return sum(proc_status(p, "VmRSS") for p in self.stack.pids())
 
 
 # -------------------------------------------------------------------- fanout
@@ -434,6 +435,9 @@ def main():
     p.add_argument("--sessions", type=sizes, default=sizes("5000,10000,19000"))
     p.add_argument("--trials", type=int, default=20, help="single updates, one at a time")
     p.add_argument("--interval", type=float, default=0.3, help="seconds between two updates")
+    p.add_argument("--nodes", type=int, default=1,
+                   help="tocsind processes sharing the port (http.reuse_port); CPU and RSS "
+                        "are their sums")
     p = sub.add_parser("idle", help="tocsind RSS per idle session")
     p.add_argument("--sessions", type=sizes, default=sizes("10000,19000"))
     p = sub.add_parser("burst", help="paced events to sessions with mixed filters")

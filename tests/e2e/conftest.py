@@ -98,14 +98,14 @@ def kafka(request):
 @pytest.fixture
 def tocsind_factory(request, tmp_path, redis_server, kafka):
     """start(env=None, config=None, redis=None, wait_ready=True,
-    preexec_fn=None) → Tocsind."""
+    preexec_fn=None, port=None) → Tocsind."""
     procs = []
 
-    def start(env=None, config=None, redis=None, wait_ready=True, preexec_fn=None):
+    def start(env=None, config=None, redis=None, wait_ready=True, preexec_fn=None, port=None):
         workdir = tmp_path / f"tocsind-{len(procs)}"
         workdir.mkdir()
         t = Tocsind(str(workdir), redis or redis_server, kafka, env=env, config=config,
-                    preexec_fn=preexec_fn)
+                    preexec_fn=preexec_fn, port=port)
         procs.append(t)
         return t.start(wait_ready=wait_ready)
 

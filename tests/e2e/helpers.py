@@ -6,6 +6,7 @@
 # Every wait here is bounded; a bound that passes raises HarnessError with
 # what was seen, so no test can hang on a missing server.
 
+import http.client
 import json
 import os
 import secrets
@@ -90,10 +91,10 @@ def wait_until(pred, timeout, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
-def close_wait_sockets(port):
-    """Sockets on local port in CLOSE_WAIT (the client closed its end, the
-    server has not), from /proc/net/tcp and tcp6."""
-    n = 0
+def _tcp_sockets(port, remote=False):
+    """(state, inode) of every socket on local port, from /proc/net/tcp and
+    tcp6 (state in hex: 01 ESTABLISHED, 08 CLOSE_WAIT, 0A LISTEN); with
+    remote, (state, inode, remote port)."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as f:
@@ -101,10 +102,66 @@ def close_wait_sockets(port):
         except FileNotFoundError:
             continue
         for row in rows:
-            local, state = row.split()[1], row.split()[3]
-            if state == "08" and int(local.rsplit(":", 1)[1], 16) == port:
-                n += 1
-    return n
+            cols = row.split()
+            if int(cols[1].rsplit(":", 1)[1], 16) == port:
+                if remote:
+                    yield cols[3], cols[9], int(cols[2].rsplit(":", 1)[1], 16)
+                else:
+                    yield cols[3], cols[9]
+
+
+def close_wait_sockets(port):
+    """Sockets on local port in CLOSE_WAIT (the client closed its end, the
+    server has not)."""
+    return sum(1 for state, _ in _tcp_sockets(port) if state == "08")
+
+
+def _socket_inodes(pid):
+    """Inodes of the sockets process pid holds."""
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            out.add(target[8:-1])
+    return out
+
+
+def connection_to(pid, port, timeout=10):
+    """A connected socket to 127.0.0.1:port that process pid accepted. On a
+    port several processes share (http.reuse_port) the kernel picks one per
+    connection; this connects again until it picks pid, so /metrics or
+    /readyz of one process can be read."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        mine = s.getsockname()[1]
+        # The server side's row has our port as its remote port; its inode
+        # is 0 until accepted.
+        for _ in range(100):
+            inode = next((i for _, i, rport in _tcp_sockets(port, remote=True)
+                          if rport == mine and i != "0"), None)
+            if inode is not None:
+                break
+            time.sleep(0.01)
+        if inode is not None and inode in _socket_inodes(pid):
+            return s
+        s.close()
+    raise HarnessError(f"no connection to port {port} reached pid {pid} within {timeout}s")
+
+
+def http_get_from(pid, port, path, timeout=5):
+    """GET path from process pid on a shared port: (status, body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn.sock = connection_to(pid, port)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
 
 
 def main_thread_cpu_s(pid):
@@ -455,6 +512,12 @@ def run_tocsind(args, env=None, timeout=10):
                            f"(stderr: {(e.stderr or b'')[-2000:]!r})")
 
 
+# TOCSIN_E2E_REUSE_PORT=1: every tocsind runs with http.reuse_port (unless a
+# test sets it), so the suite runs on our listener (broker/http/listen.c)
+# instead of lws's.
+REUSE_PORT = os.environ.get("TOCSIN_E2E_REUSE_PORT") == "1"
+
+
 class Tocsind:
     """One tocsind process. env overrides are added to a clean environment
     (no TOCSIN_* from the caller); config, if given, is written to a file and
@@ -463,9 +526,10 @@ class Tocsind:
 
     READY_TIMEOUT = float(os.environ.get("TOCSIN_E2E_READY_TIMEOUT", "30"))
 
-    def __init__(self, workdir, redis, kafka, env=None, config=None, preexec_fn=None):
+    def __init__(self, workdir, redis, kafka, env=None, config=None, preexec_fn=None, port=None):
         self.workdir = workdir
         self.preexec_fn = preexec_fn
+        self.fixed_port = port  # None: a free port at each start
         self.redis = redis
         self.kafka = kafka
         self.prefix = uid("e2e") + ":"
@@ -509,11 +573,13 @@ class Tocsind:
             "TOCSIN_LOG_LEVEL": "info",
             "TOCSIN_SHUTDOWN_TIMEOUT": "3s",
         })
+        if REUSE_PORT:
+            env["TOCSIN_HTTP_REUSE_PORT"] = "true"
         env.update(self.extra_env)
         return env
 
     def start(self, wait_ready=True):
-        self.port = free_port()
+        self.port = self.fixed_port or free_port()
         self.starts += 1
         args = [binary("tocsind")]
         if self.config is not None:

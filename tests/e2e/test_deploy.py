@@ -35,6 +35,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 DEPLOY = os.path.join(REPO, "deploy")
 SAMPLE = os.path.join(DEPLOY, "tocsin.json")
 UNIT = os.path.join(DEPLOY, "systemd", "tocsind.service")
+# One process per core: tocsind@.service (a copy of UNIT) with this drop-in.
+REUSE_PORT_DROPIN = os.path.join(DEPLOY, "systemd", "tocsind@.service.d", "reuse-port.conf")
 ENV_EXAMPLE = os.path.join(DEPLOY, "systemd", "tocsind.env.example")
 REDIS_CONF = os.path.join(DEPLOY, "redis", "tocsin-redis.conf")
 CONTAINERFILE = os.path.join(DEPLOY, "container", "Containerfile")
@@ -389,7 +391,7 @@ def test_secrets_are_provided_through_the_environment():
 
 def test_every_tocsin_variable_in_deploy_files_is_a_config_key():
     known = {env for _, env in config_table()}
-    own = [UNIT, ENV_EXAMPLE, CONTAINERFILE, COMPOSE]
+    own = [UNIT, REUSE_PORT_DROPIN, ENV_EXAMPLE, CONTAINERFILE, COMPOSE]
     own += glob.glob(os.path.join(K8S, "**", "*.yaml"), recursive=True)
     for path in own:
         with open(path) as f:
@@ -458,6 +460,31 @@ def test_systemd_security_exposure(unit_with_built_binary):
     m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", p.stdout + p.stderr)
     assert m, p.stdout + p.stderr
     assert float(m.group(1)) <= 2.0, p.stdout
+
+
+def test_systemd_template_with_the_reuse_port_dropin(unit_with_built_binary, tmp_path):
+    """Installed as deploy/systemd/README.md says (the unit copied to
+    tocsind@.service, the drop-in beside it), an instance loads the drop-in
+    without a complaint, keeps the sandbox's rating and sets reuse_port for
+    one shared user (SO_REUSEPORT shares a port within one UID only)."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("no systemd-analyze here")
+    shutil.copy(unit_with_built_binary, tmp_path / "tocsind@.service")
+    (tmp_path / "tocsind@.service.d").mkdir()
+    shutil.copy(REUSE_PORT_DROPIN, tmp_path / "tocsind@.service.d" / "reuse-port.conf")
+    instance = str(tmp_path / "tocsind@1.service")
+    p = subprocess.run(["systemd-analyze", "verify", instance], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0 and not (p.stdout + p.stderr).strip(), p.stdout + p.stderr
+    p = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager", instance],
+                       capture_output=True, text=True, timeout=60)
+    out = p.stdout + p.stderr
+    assert "reuse-port.conf" not in out, out  # a drop-in line it could not take
+    m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", out)
+    assert m and float(m.group(1)) <= 2.0, out
+    svc = parse_unit(REUSE_PORT_DROPIN)["Service"]
+    assert svc["Environment"] == ["TOCSIN_HTTP_REUSE_PORT=true"]
+    assert svc["User"] == ["tocsind"]
 
 
 def test_systemd_unit_settings():
