@@ -449,7 +449,8 @@ def test_query_keys_are_the_ones_the_code_reads():
     """The query schema lists every key the C code reads from the query
     string of /v1/ws and /v1/events (filter keys included), and each key of
     the filter object."""
-    code = source("broker/ws/ws.c") + source("broker/http/sse.c") + source("broker/model/filter.c")
+    code = (source("broker/ws/ws.c") + source("broker/http/sse.c") +
+            source("broker/model/filter.c") + source("broker/http/client_auth.c"))
     read = set(re.findall(r'(?:tc_query_get|query_value)\(\s*qs,\s*"([^"]+)"', code))
     assert {"since", "epoch", "components"} <= read, read
     ws_query = DOC["channels"]["ws"]["bindings"]["ws"]["query"]
