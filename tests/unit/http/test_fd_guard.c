@@ -132,6 +132,14 @@ static void
 test_drains_at_a_real_emfile(void **state)
 {
     (void)state;
+    /* valgrind keeps its own descriptors at the top of the table and
+     * emulates the limit around them (it reports the ones past the soft
+     * limit as invalid), so a real EMFILE cannot be staged under it; the
+     * plain and sanitizer runs hold this case. */
+    const char *preload = getenv("LD_PRELOAD");
+    if (preload != NULL && strstr(preload, "vgpreload") != NULL) {
+        skip();
+    }
     int port;
     int lfd = listener(true, &port);
     struct tc_http__fd_guard *g = tc_http__fd_guard_new(port);
