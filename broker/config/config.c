@@ -65,6 +65,8 @@ const struct tc_config_key tc_config_keys[] = {
      "consumer group id"},
     {"kafka.partitions", "TOCSIN_KAFKA_PARTITIONS", TC_CFG_INT, OFF(kafka_partitions), "4", 1, 256, false, NULL,
      "partitions of the topics the embedded Kafka creates"},
+    {"kafka.fetch_wait", "TOCSIN_KAFKA_FETCH_WAIT", TC_CFG_DURATION, OFF(kafka_fetch_wait_ms), "50ms", 1, 10000, false, NULL,
+     "longest a fetch waits for new events (a real broker answers as soon as one arrives; the embedded one waits it out)"},
     {"redis.url", "TOCSIN_REDIS_URL", TC_CFG_STRING, OFF(redis_url), "redis://127.0.0.1:6379/0", 9, 1024, true, check_redis_url,
      "Redis server (redis://host:port/db)"},
     {"redis.prefix", "TOCSIN_REDIS_PREFIX", TC_CFG_STRING, OFF(redis_prefix), "tocsin:", 1, 64, false, NULL,

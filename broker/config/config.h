@@ -44,7 +44,8 @@ struct tc_config {
     char *kafka_topic;
     char *kafka_dlq_topic;
     char *kafka_group;
-    int64_t kafka_partitions; /* partitions of the embedded cluster's topic */
+    int64_t kafka_partitions;    /* partitions of the embedded cluster's topic */
+    int64_t kafka_fetch_wait_ms; /* fetch.wait.max.ms of the consumer */
     /* redis */
     char *redis_url;
     char *redis_host; /* derived */

@@ -10,7 +10,9 @@
 #include "log/log.h"
 #include "util/util.h"
 
+#include <inttypes.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <string.h>
 
 static void
@@ -124,11 +126,12 @@ stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 
 rd_kafka_t *
 tc_ingest__consumer_new(struct tc_ingest *in, const char *brokers, const char *group,
-                        struct tc_error *err)
+                        int64_t fetch_wait_ms, struct tc_error *err)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_t *rk = NULL;
     char errstr[256];
+    char fetch_wait[24];
 
     /* session.timeout.ms 10 s (Kafka's default before 3.0): a dead node's
      * partitions move sooner, and the embedded mock cluster, which waits
@@ -138,10 +141,12 @@ tc_ingest__consumer_new(struct tc_ingest *in, const char *brokers, const char *g
      * committed by librdkafka every second and at close. No EOF events.
      * queued.max.messages.kbytes bounds what is prefetched, hence what may
      * still arrive after a pause.
-     * fetch.wait.max.ms 50: a real broker answers a fetch as soon as data
-     * arrives, but the mock cluster (embedded Kafka, tocsin-devkafka) holds
-     * it for the whole wait, which was 500 ms of every update's latency. An
-     * idle consumer then sends 20 fetches/s per broker: negligible. */
+     * fetch.wait.max.ms (kafka.fetch_wait, 50 ms by default): a real broker
+     * answers a fetch as soon as data arrives, but the mock cluster
+     * (embedded Kafka, tocsin-devkafka) holds it for the whole wait, which
+     * with librdkafka's 500 ms was most of every update's latency. At 50 ms
+     * an idle consumer sends 20 fetches/s per broker: negligible. */
+    snprintf(fetch_wait, sizeof(fetch_wait), "%" PRId64, fetch_wait_ms);
     if (tc_ingest__conf_set(conf, "bootstrap.servers", brokers, err) < 0 ||
         tc_ingest__conf_set(conf, "group.id", group, err) < 0 ||
         tc_ingest__conf_set(conf, "client.id", "tocsin", err) < 0 ||
@@ -152,7 +157,7 @@ tc_ingest__consumer_new(struct tc_ingest *in, const char *brokers, const char *g
         tc_ingest__conf_set(conf, "enable.partition.eof", "false", err) < 0 ||
         tc_ingest__conf_set(conf, "queued.max.messages.kbytes", "8192", err) < 0 ||
         tc_ingest__conf_set(conf, "session.timeout.ms", "10000", err) < 0 ||
-        tc_ingest__conf_set(conf, "fetch.wait.max.ms", "50", err) < 0 ||
+        tc_ingest__conf_set(conf, "fetch.wait.max.ms", fetch_wait, err) < 0 ||
         tc_ingest__conf_set(conf, "statistics.interval.ms", "2000", err) < 0) {
         goto out;
     }

@@ -479,6 +479,7 @@ tc_ingest__assign(struct tc_ingest *in, int32_t partition)
     if (p != NULL && !p->assigned) {
         p->assigned = true;
         in->assigned++;
+        tc_metrics_gauge_set(TC_G_INGEST_PARTITIONS, in->assigned);
     }
 }
 
@@ -495,6 +496,7 @@ tc_ingest__revoke(struct tc_ingest *in, int32_t partition)
     if (p->assigned) {
         p->assigned = false;
         in->assigned--;
+        tc_metrics_gauge_set(TC_G_INGEST_PARTITIONS, in->assigned);
     }
     for (e = p->head; e != NULL; e = next) {
         next = e->pnext;
@@ -539,7 +541,7 @@ tc_ingest_new(uv_loop_t *loop, const struct tc_config *cfg, const char *bootstra
     in->hooks = *hooks;
     in->topic = tc_xstrdup(cfg->kafka_topic);
     in->dlq_topic = tc_xstrdup(cfg->kafka_dlq_topic);
-    in->rk = tc_ingest__consumer_new(in, brokers, cfg->kafka_group, err);
+    in->rk = tc_ingest__consumer_new(in, brokers, cfg->kafka_group, cfg->kafka_fetch_wait_ms, err);
     if (in->rk == NULL) {
         goto out;
     }

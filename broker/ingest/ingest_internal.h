@@ -107,9 +107,10 @@ rd_kafka_t *tc_ingest__dlq_new(struct tc_ingest *in, const char *brokers, struct
  * done from the delivery report (or at once if the produce is refused). */
 void tc_ingest__dlq_send(struct tc_ingest *in, struct tc_ingest_entry *e);
 
-/* consumer.c: the consumer handle with its callbacks (opaque = in). */
+/* consumer.c: the consumer handle with its callbacks (opaque = in);
+ * fetch_wait_ms is its fetch.wait.max.ms (kafka.fetch_wait). */
 rd_kafka_t *tc_ingest__consumer_new(struct tc_ingest *in, const char *brokers, const char *group,
-                                    struct tc_error *err);
+                                    int64_t fetch_wait_ms, struct tc_error *err);
 
 /* ingest.c: pauses or resumes the assigned partitions to match the state. */
 void tc_ingest__sync_pause(struct tc_ingest *in);

@@ -71,6 +71,7 @@ static const struct desc gauge_desc[TC_G_GAUGE_COUNT] = {
     [TC_G_HTTP_CONNECTIONS] = {"tocsin_http_connections", "", "Client connections open on the HTTP listener (requests, WebSocket and SSE sessions)"},
     [TC_G_INGEST_INFLIGHT] = {"tocsin_ingest_inflight", "", "Events taken from Kafka and not yet stored"},
     [TC_G_INGEST_PAUSED] = {"tocsin_ingest_paused", "", "1 while ingest is paused"},
+    [TC_G_INGEST_PARTITIONS] = {"tocsin_ingest_partitions", "", "Partitions of kafka.topic assigned to this node (0 on every node: nothing is ingested)"},
     [TC_G_REDIS_CONNECTED] = {"tocsin_redis_connected", "", "1 while Redis is connected"},
     [TC_G_HUB_SEQ] = {"tocsin_hub_seq", "", "Last seq delivered by this node"},
     [TC_G_ACTIVE_INCIDENTS] = {"tocsin_active_incidents", "", "Active incidents"},

@@ -63,6 +63,7 @@ enum tc_gauge {
     TC_G_HTTP_CONNECTIONS, /* accepted client connections open, sessions included */
     TC_G_INGEST_INFLIGHT,
     TC_G_INGEST_PAUSED,
+    TC_G_INGEST_PARTITIONS, /* incident-topic partitions assigned to this node */
     TC_G_REDIS_CONNECTED,
     TC_G_HUB_SEQ,
     TC_G_ACTIVE_INCIDENTS,

@@ -16,7 +16,8 @@
 #include <time.h>
 
 /* The event reaches the store through Kafka and the consumer: normally
- * within ~100 ms (the consumer's fetch wait is 50 ms). */
+ * within ~100 ms (the consumer's fetch wait, kafka.fetch_wait, is 50 ms by
+ * default). */
 #define VERDICT_EVERY_MS 25
 #define VERDICT_WAIT_MS  3000
 

@@ -669,7 +669,7 @@ def notes(runs, a):
         "measured together, not figures from different runs.",
         "- Time to last delivery: from the first update's `bench_ts_us` (taken just before it "
         "is published) to the last session's last update. For tocsind that path is publish "
-        "→ Kafka (tocsin-devkafka: up to 50 ms fetch wait) → ingest → Redis script (AOF, "
+        "→ Kafka (tocsin-devkafka: up to one fetch wait, 5 ms here) → ingest → Redis script (AOF, "
         "fsync always) → history → fan-out; for nchan and node it is one HTTP POST on "
         "loopback. **Compare the fan-out spread** (first session's first update → last "
         "session's last) for the fan-out itself.",

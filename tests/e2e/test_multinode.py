@@ -27,11 +27,13 @@ def cluster(factory, n=3, **env):
 
 
 def _partitions_spread(nodes):
-    """Each node of the group took at least one of the 4 partitions."""
-    def assigned(t):
-        return t.log_text().count('msg="partition assigned"') - \
-            t.log_text().count('msg="partition revoked"')
-    return all(assigned(t) > 0 for t in nodes)
+    """Each node of the group holds at least one of the 4 partitions and
+    every partition is held (tocsin_ingest_partitions, which the log's
+    assigned / revoked lines must agree with)."""
+    counts = [int(t.metric("tocsin_ingest_partitions")) for t in nodes]
+    logged = [t.log_text().count('msg="partition assigned"')
+              - t.log_text().count('msg="partition revoked"') for t in nodes]
+    return min(counts) > 0 and sum(counts) == 4 and counts == logged
 
 
 @pytest.mark.timeout(180)
@@ -120,6 +122,9 @@ def test_kill9_of_a_node_moves_partitions_and_clients_lose_nothing(tocsind_facto
         return snap, first, rest
 
     snap, first, rest = run(body(), timeout=220)
+    # The dead node's partitions moved to the survivors.
+    wait_until(lambda: sum(int(t.metric("tocsin_ingest_partitions")) for t in survivors) == 4,
+               30, what="the survivors hold every partition")
     ups = first + rest
     check_seq_run(ups, snap["seq"])
     assert pairs(u["incident"] for u in ups) == pairs(evs)
