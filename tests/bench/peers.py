@@ -311,8 +311,11 @@ class TocsindPeer(Peer):
         return f"ws://127.0.0.1:{self.bench.port}/v1/ws?components={COMPONENT}"
 
     def warm_up(self):
-        """One event on another component, and wait until tocsind serves it:
-        the consumer has joined its group, so the join is not timed."""
+        """Once the consumer group has settled (a late join rebalances it,
+        which stalls ingest for a second or more), one event on another
+        component, and wait until every tocsind serves it: the join is not
+        timed."""
+        self.bench.wait_assigned(60)
         incident = uid("warmup")
         ev = event(incident, 1, components=(WARMUP_COMPONENT,), title="warm-up")
         self.bench.kafka.produce(ev)
@@ -616,6 +619,76 @@ def summarize(name, a, results, lat, ready, connect_s, mem0, mem1, cpu_s, notes)
     return s
 
 
+def by_peer(runs):
+    """{peer: [its runs, in round order]}, peers in the order they first ran."""
+    out = {}
+    for r in runs:
+        out.setdefault(r["peer"], []).append(r)
+    return out
+
+
+def median_runs(runs):
+    """Each system's median run by deliveries/s (of two, the slower), so a
+    row's figures all come from one real run; a system that never ran keeps
+    its first skip or failure."""
+    out = []
+    for peer, rs in by_peer(runs).items():
+        ran = sorted((r for r in rs if r["status"] == "ran"),
+                     key=lambda r: r["deliveries_per_s"] or 0, reverse=True)
+        row = dict(ran[len(ran) // 2]) if ran else dict(rs[0])
+        row["rounds_ran"] = len(ran)
+        row["rounds"] = len(rs)
+        out.append(row)
+    return out
+
+
+def ratios(runs, peer, other):
+    """Per round where both ran: (deliveries/s of peer / other's, peer's p99
+    < other's)."""
+    rounds = {}
+    for r in runs:
+        if r["status"] == "ran" and r["peer"] in (peer, other):
+            rounds.setdefault(r["round"], {})[r["peer"]] = r
+    out = []
+    for _, rr in sorted(rounds.items()):
+        if peer in rr and other in rr and rr[other]["deliveries_per_s"]:
+            a, b = rr[peer], rr[other]
+            out.append((a["deliveries_per_s"] / b["deliveries_per_s"], a["p99_ms"] < b["p99_ms"]))
+    return out
+
+
+def rounds_table(runs, medians):
+    """Every round's time to last delivery and p99 per system, then for each
+    tocsind row its deliveries/s over each peer's, round by round."""
+    peers = [m["peer"] for m in medians]
+    out = ["| round | " + " | ".join(f"{p}: time to last / p99 (ms)" for p in peers) + " |",
+           "|---|" + "---|" * len(peers)]
+    grouped = by_peer(runs)
+    nrounds = max(r["round"] for r in runs)
+    for rnd in range(1, nrounds + 1):
+        cells = []
+        for p in peers:
+            r = next((x for x in grouped[p] if x["round"] == rnd), None)
+            if r is None or r["status"] != "ran":
+                cells.append(r["status"] if r is not None else "")
+            else:
+                cells.append(f"{fmt(r['last_ms'])} / {fmt(r['p99_ms'])}")
+        out.append(f"| {rnd} | " + " | ".join(cells) + " |")
+    out.append("")
+    for mine in (p for p in peers if p.startswith("tocsind")):
+        for other in (p for p in peers if not p.startswith("tocsind")):
+            rs = ratios(runs, mine, other)
+            if not rs:
+                continue
+            xs = sorted(x for x, _ in rs)
+            med = xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+            out.append(f"- {mine} over {other}, deliveries/s round by round: "
+                       + ", ".join(f"{x:.2f}×" for x, _ in rs)
+                       + f"; median {med:.2f}×, lowest {xs[0]:.2f}×; lower p99 in "
+                       f"{sum(lower for _, lower in rs)} of {len(rs)} rounds.")
+    return "\n".join(out)
+
+
 def fmt(x, d=1):
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "n/a"
@@ -689,6 +762,12 @@ def notes(runs, a):
         "both deliver it from the Redis history to their own sessions (one loop per core, "
         "as nchan-2w has one worker per core).",
     ]
+    if a.rounds > 1:
+        lines.append(f"- {a.rounds} rounds: every system ran {a.rounds} times, interleaved "
+                     "(round r starts at the r-th system). The first table gives each "
+                     "system's median run by deliveries/s (of an even count, the slower of "
+                     "the two middle runs) and its (×) compares those runs; the round table "
+                     "compares systems within one round, the fairest ratio on a noisy machine.")
     busy = []
     for r in runs:
         if r["status"] == "ran" and r.get("spread_ms"):
@@ -712,6 +791,27 @@ def notes(runs, a):
     return "\n".join(lines)
 
 
+def run_one(name, a, wsload, top, rnd, pause):
+    """One system, one round: its figures, or status skipped/failed and why."""
+    tmp = os.path.join(top, f"{name}-{rnd + 1}")
+    os.mkdir(tmp)
+    peer = make_peer(name, a, wsload, tmp)
+    try:
+        peer.check()
+    except Skip as e:
+        log(f"{name}: skipped: {e}")
+        return {"peer": peer.name, "status": "skipped", "reason": str(e)}
+    if pause:
+        time.sleep(a.pause)  # let the last system's sockets and CPU settle
+    what = f" (round {rnd + 1} of {a.rounds})" if a.rounds > 1 else ""
+    log(f"{name}: {a.sessions} sessions, {a.updates} update(s){what}")
+    try:
+        return peer.run()
+    except Exception as e:  # report it, go on with the next system
+        log(f"{name}: failed: {e}")
+        return {"peer": peer.name, "status": "failed", "reason": str(e)[:300]}
+
+
 def main():
     ap = argparse.ArgumentParser(
         description="tocsind vs nginx + nchan vs node ws: WebSocket fan-out side by side")
@@ -727,6 +827,10 @@ def main():
     ap.add_argument("--settle", type=float, default=1.0,
                     help="seconds before each memory reading (server up; all sessions ready)")
     ap.add_argument("--pause", type=float, default=2.0, help="seconds between two systems")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run every system this many times, interleaved (round r starts "
+                    "at the r-th system); the table gives each system's median run and "
+                    "the ratios of every round")
     ap.add_argument("--deliver-timeout", type=float, default=60,
                     help="seconds the updates have to reach every session")
     ap.add_argument("--build-dir", default=os.environ.get(
@@ -740,8 +844,8 @@ def main():
     bad = [p for p in names if p not in PEERS]
     if bad or not names:
         ap.error(f"--peers: unknown {bad}; choose from {','.join(PEERS)}")
-    if a.sessions < 1 or a.updates < 1 or a.connect_rate <= 0:
-        ap.error("--sessions, --updates and --connect-rate must be positive")
+    if a.sessions < 1 or a.updates < 1 or a.connect_rate <= 0 or a.rounds < 1:
+        ap.error("--sessions, --updates, --connect-rate and --rounds must be positive")
 
     soft, hard = raise_nofile()  # the servers and generators inherit it
     log(f"RLIMIT_NOFILE {soft}/{hard}")
@@ -756,36 +860,27 @@ def main():
 
     signal.signal(signal.SIGTERM, on_term)
     try:
-        for i, name in enumerate(names):
-            tmp = os.path.join(top, name)
-            os.mkdir(tmp)
-            peer = make_peer(name, a, wsload, tmp)
-            try:
-                peer.check()
-            except Skip as e:
-                log(f"{name}: skipped: {e}")
-                runs.append({"peer": peer.name, "status": "skipped", "reason": str(e)})
-                continue
-            if i > 0:
-                time.sleep(a.pause)  # let the last system's sockets and CPU settle
-            log(f"{name}: {a.sessions} sessions, {a.updates} update(s)")
-            try:
-                r = peer.run()
-            except Exception as e:  # report it, go on with the next system
-                log(f"{name}: failed: {e}")
-                runs.append({"peer": peer.name, "status": "failed", "reason": str(e)[:300]})
-                failed = True
-                continue
-            runs.append(r)
-            failed |= not r["ok"]
+        for rnd in range(a.rounds):
+            # Each round starts one system later: no system always runs first
+            # (or right after the same neighbour).
+            order = names[rnd % len(names):] + names[:rnd % len(names)]
+            for i, name in enumerate(order):
+                r = run_one(name, a, wsload, top, rnd, pause=rnd > 0 or i > 0)
+                r["round"] = rnd + 1
+                runs.append(r)
+                failed |= r["status"] == "failed" or (r["status"] == "ran" and not r["ok"])
     except KeyboardInterrupt:
         log("interrupted: every process started was stopped; figures so far follow")
         failed = True
     if not any(r["status"] == "ran" for r in runs):
         log("no system ran: nothing to compare")
         failed = True
-    print(table(runs))
-    print(notes(runs, a))
+    medians = median_runs(runs)
+    print(table(medians))
+    if a.rounds > 1:
+        print()
+        print(rounds_table(runs, medians))
+    print(notes(medians, a))
     if a.json:
         print(json.dumps(runs))
     if a.keep or (failed and any(r["status"] != "skipped" for r in runs)):

@@ -631,7 +631,8 @@ selftest(void)
 {
     static const char *msg =
         "{\"type\" : \"update\",\"sub\":\"default\",\"epoch\":\"e-1\",\"seq\":3,\"incident\":"
-        "{\"title\":\"a \\\"}\\\" b\",\"components\":[\"x\",{\"y\":[1,2]}],\"bench_ts_us\":"
+        "{\"title\":\"a \\\"}\\\" b\",\"path\":\"c:\\\\\",\"components\":[\"x\",{\"y\":[1,2]}],"
+        "\"bench_ts_us\":"
         "1700000000123456,\"bench_c\":{\"0\":7,\"i\":5,\"12\":41},\"z\":null}}";
     struct wl_scan m = {0};
     char acc[32];

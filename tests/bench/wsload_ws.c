@@ -39,7 +39,9 @@ skip_ws(const char *p, const char *end)
 }
 
 /* p at the opening quote; returns the byte after the closing quote or NULL.
- * The raw contents (escapes not decoded) are [*s, *s + *n). */
+ * The raw contents (escapes not decoded) are [*s, *s + *n). memchr finds the
+ * candidate quotes: most of an update is string bytes, and a byte-by-byte
+ * walk of them was the generator's largest cost after the kernel's. */
 static const char *
 scan_string(const char *p, const char *end, const char **s, size_t *n)
 {
@@ -48,10 +50,13 @@ scan_string(const char *p, const char *end, const char **s, size_t *n)
     if (p >= end || *p != '"') {
         return NULL;
     }
-    for (q = p + 1; q < end; q++) {
-        if (*q == '\\') {
-            q++;
-        } else if (*q == '"') {
+    for (q = p + 1; (q = memchr(q, '"', (size_t)(end - q))) != NULL; q++) {
+        /* Escaped when an odd run of backslashes precedes it. */
+        const char *b = q;
+        while (b > p + 1 && b[-1] == '\\') {
+            b--;
+        }
+        if ((q - b) % 2 == 0) {
             *s = p + 1;
             *n = (size_t)(q - p - 1);
             return q + 1;
@@ -60,12 +65,22 @@ scan_string(const char *p, const char *end, const char **s, size_t *n)
     return NULL;
 }
 
+/* Called with each member's key and value start; returns the end of the
+ * value (skip_value when it wants nothing from it) or NULL if malformed. */
+typedef const char *(*member_fn)(void *arg, const char *k, size_t kn, const char *v,
+                                 const char *end, int depth);
+
+static const char *scan_object(const char *p, const char *end, member_fn on_member, void *arg,
+                               int depth);
+
+static const char *skip_member(void *arg, const char *k, size_t kn, const char *v, const char *end,
+                               int depth);
+
 static const char *
 skip_value(const char *p, const char *end, int depth)
 {
     const char *s;
     size_t n;
-    char open, close;
 
     p = skip_ws(p, end);
     if (p >= end || depth > JSON_MAX_DEPTH) {
@@ -74,7 +89,10 @@ skip_value(const char *p, const char *end, int depth)
     if (*p == '"') {
         return scan_string(p, end, &s, &n);
     }
-    if (*p != '{' && *p != '[') {
+    if (*p == '{') {
+        return scan_object(p, end, skip_member, NULL, depth);
+    }
+    if (*p != '[') {
         /* number, true, false, null */
         while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\n' &&
                *p != '\r' && *p != '\t') {
@@ -82,27 +100,17 @@ skip_value(const char *p, const char *end, int depth)
         }
         return p;
     }
-    open = *p;
-    close = open == '{' ? '}' : ']';
     p = skip_ws(p + 1, end);
-    if (p < end && *p == close) {
+    if (p < end && *p == ']') {
         return p + 1;
     }
     for (;;) {
-        if (open == '{') {
-            p = scan_string(skip_ws(p, end), end, &s, &n);
-            p = p ? skip_ws(p, end) : NULL;
-            if (p == NULL || p >= end || *p != ':') {
-                return NULL;
-            }
-            p++;
-        }
         p = skip_value(p, end, depth + 1);
         p = p ? skip_ws(p, end) : NULL;
         if (p == NULL || p >= end) {
             return NULL;
         }
-        if (*p == close) {
+        if (*p == ']') {
             return p + 1;
         }
         if (*p != ',') {
@@ -112,44 +120,47 @@ skip_value(const char *p, const char *end, int depth)
     }
 }
 
-/* Calls on_member for each member of the object at p; stops early when it
- * returns nonzero. Returns 0 or -1 if p is not a well-formed object. */
-static int
-scan_object(const char *p, const char *end,
-            int (*on_member)(void *arg, const char *k, size_t kn, const char *v, const char *vend),
-            void *arg)
+static const char *
+skip_member(void *arg, const char *k, size_t kn, const char *v, const char *end, int depth)
 {
-    const char *k, *v;
+    (void)arg;
+    (void)k;
+    (void)kn;
+    return skip_value(v, end, depth + 1);
+}
+
+/* Walks the object at p once, handing each member to on_member (at nesting
+ * depth). Returns the byte after its '}' or NULL if it is not well formed. */
+static const char *
+scan_object(const char *p, const char *end, member_fn on_member, void *arg, int depth)
+{
+    const char *k;
     size_t kn;
 
     p = skip_ws(p, end);
-    if (p >= end || *p != '{') {
-        return -1;
+    if (p >= end || *p != '{' || depth > JSON_MAX_DEPTH) {
+        return NULL;
     }
     p = skip_ws(p + 1, end);
     if (p < end && *p == '}') {
-        return 0;
+        return p + 1;
     }
     for (;;) {
         p = scan_string(skip_ws(p, end), end, &k, &kn);
         p = p ? skip_ws(p, end) : NULL;
         if (p == NULL || p >= end || *p != ':') {
-            return -1;
+            return NULL;
         }
-        v = skip_ws(p + 1, end);
-        p = skip_value(v, end, 1);
-        if (p == NULL) {
-            return -1;
+        p = on_member(arg, k, kn, skip_ws(p + 1, end), end, depth);
+        p = p ? skip_ws(p, end) : NULL;
+        if (p == NULL || p >= end) {
+            return NULL;
         }
-        if (on_member(arg, k, kn, v, p)) {
-            return 0;
+        if (*p == '}') {
+            return p + 1;
         }
-        p = skip_ws(p, end);
-        if (p < end && *p == '}') {
-            return 0;
-        }
-        if (p >= end || *p != ',') {
-            return -1;
+        if (*p != ',') {
+            return NULL;
         }
         p++;
     }
@@ -174,34 +185,37 @@ scan_uint(const char *v, const char *vend)
     return x;
 }
 
-static int
-on_ctr_member(void *arg, const char *k, size_t kn, const char *v, const char *vend)
+static const char *
+on_ctr_member(void *arg, const char *k, size_t kn, const char *v, const char *end, int depth)
 {
     struct wl_scan *o = arg;
+    const char *vend = skip_value(v, end, depth + 1);
 
-    if (*v < '0' || *v > '9') {
-        return 0;
+    if (vend == NULL || *v < '0' || *v > '9') {
+        return vend;
     }
     if (key_is(k, kn, "i")) {
         o->slot = (long)scan_uint(v, vend);
     } else if (key_is(k, kn, o->ctr_key)) {
         o->ctr = (long)scan_uint(v, vend);
     }
-    return 0;
+    return vend;
 }
 
-static int
-on_incident_member(void *arg, const char *k, size_t kn, const char *v, const char *vend)
+static const char *
+on_incident_member(void *arg, const char *k, size_t kn, const char *v, const char *end, int depth)
 {
     struct wl_scan *o = arg;
 
-    if (key_is(k, kn, "bench_ts_us")) {
-        o->ts = scan_uint(v, vend);
-    } else if (o->ctr_key != NULL && key_is(k, kn, "bench_c") && *v == '{') {
+    if (o->ctr_key != NULL && key_is(k, kn, "bench_c") && v < end && *v == '{') {
         o->has_ctrs = true;
-        (void)scan_object(v, vend, on_ctr_member, o);
+        return scan_object(v, end, on_ctr_member, o, depth + 1);
     }
-    return 0;
+    const char *vend = skip_value(v, end, depth + 1);
+    if (vend != NULL && key_is(k, kn, "bench_ts_us")) {
+        o->ts = scan_uint(v, vend);
+    }
+    return vend;
 }
 
 /* Copies the string at v into dst (raw, escapes not decoded, maybe truncated). */
@@ -218,11 +232,18 @@ copy_string(const char *v, const char *vend, char *dst, size_t size)
     }
 }
 
-static int
-on_top_member(void *arg, const char *k, size_t kn, const char *v, const char *vend)
+static const char *
+on_top_member(void *arg, const char *k, size_t kn, const char *v, const char *end, int depth)
 {
     struct wl_scan *o = arg;
 
+    if (key_is(k, kn, "incident") && v < end && *v == '{') {
+        return scan_object(v, end, on_incident_member, o, depth + 1);
+    }
+    const char *vend = skip_value(v, end, depth + 1);
+    if (vend == NULL) {
+        return NULL;
+    }
     if (key_is(k, kn, "type")) {
         copy_string(v, vend, o->type, sizeof(o->type));
     } else if (key_is(k, kn, "epoch")) {
@@ -231,10 +252,8 @@ on_top_member(void *arg, const char *k, size_t kn, const char *v, const char *ve
         o->seq = scan_uint(v, vend);
     } else if (key_is(k, kn, "reset")) {
         o->reset = vend - v == 4 && memcmp(v, "true", 4) == 0;
-    } else if (key_is(k, kn, "incident") && *v == '{') {
-        (void)scan_object(v, vend, on_incident_member, o);
     }
-    return 0;
+    return vend;
 }
 
 int
@@ -246,7 +265,7 @@ wl_json_scan(const char *p, size_t n, struct wl_scan *out)
     out->ctr_key = key;
     out->ctr = -1;
     out->slot = -1;
-    return scan_object(p, p + n, on_top_member, out);
+    return scan_object(p, p + n, on_top_member, out, 0) != NULL ? 0 : -1;
 }
 
 int

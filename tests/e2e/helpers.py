@@ -14,6 +14,7 @@ import selectors
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -94,7 +95,7 @@ def wait_until(pred, timeout, interval=0.05, what="condition"):
 def _tcp_sockets(port, remote=False):
     """(state, inode) of every socket on local port, from /proc/net/tcp and
     tcp6 (state in hex: 01 ESTABLISHED, 08 CLOSE_WAIT, 0A LISTEN); with
-    remote, (state, inode, remote port)."""
+    remote, (state, inode, remote address as the table spells it)."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as f:
@@ -105,7 +106,7 @@ def _tcp_sockets(port, remote=False):
             cols = row.split()
             if int(cols[1].rsplit(":", 1)[1], 16) == port:
                 if remote:
-                    yield cols[3], cols[9], int(cols[2].rsplit(":", 1)[1], 16)
+                    yield cols[3], cols[9], cols[2]
                 else:
                     yield cols[3], cols[9]
 
@@ -129,6 +130,12 @@ def _socket_inodes(pid):
     return out
 
 
+def proc_net_addr(ip, port):
+    """An IPv4 endpoint as /proc/net/tcp spells it: the address's four bytes
+    as the host reads them, then the port, in hex ("0100007F:1F90")."""
+    return f"{struct.unpack('=I', socket.inet_aton(ip))[0]:08X}:{port:04X}"
+
+
 def connection_to(pid, port, timeout=10):
     """A connected socket to 127.0.0.1:port that process pid accepted. On a
     port several processes share (http.reuse_port) the kernel picks one per
@@ -137,12 +144,14 @@ def connection_to(pid, port, timeout=10):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         s = socket.create_connection(("127.0.0.1", port), timeout=5)
-        mine = s.getsockname()[1]
-        # The server side's row has our port as its remote port; its inode
-        # is 0 until accepted.
+        # The server side's row has our address and port as its remote end
+        # (the port alone is not enough: a benchmark's sessions come from
+        # other 127.0.0.x addresses with any port); its inode is 0 until
+        # accepted.
+        mine = proc_net_addr(*s.getsockname())
         for _ in range(100):
-            inode = next((i for _, i, rport in _tcp_sockets(port, remote=True)
-                          if rport == mine and i != "0"), None)
+            inode = next((i for _, i, remote in _tcp_sockets(port, remote=True)
+                          if remote == mine and i != "0"), None)
             if inode is not None:
                 break
             time.sleep(0.01)

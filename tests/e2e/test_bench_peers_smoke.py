@@ -75,3 +75,31 @@ def test_peer_gets_every_update(peers_run, peer):
     assert r["deliveries_per_s"] > 0 and r["cpu_us_per_delivery"] >= 0, diag
     assert r["kb_per_session"] is not None, diag
     assert r["ok"], diag
+
+
+@pytest.mark.timeout(120)
+def test_rounds_interleave_systems_and_compare_them_round_by_round():
+    """--rounds 2: every system twice, the second round starting one system
+    later; one median row per system, a row per round, and for each tocsind
+    row its ratio over each peer in every round where both ran."""
+    r = subprocess.run(
+        [sys.executable, SCRIPT, "--build-dir", BUILD_DIR, "--sessions", "20", "--updates", "1",
+         "--peers", "tocsind,nchan-1w", "--rounds", "2", "--settle", "0.2", "--pause", "0.2",
+         "--deliver-timeout", "15", "--json"],
+        stdin=subprocess.DEVNULL, capture_output=True, timeout=100)
+    out, err = r.stdout.decode(), r.stderr.decode()
+    diag = f"exit {r.returncode}\n{out}\nstderr: {err[-3000:]}"
+    assert r.returncode == 0, diag
+    runs = json.loads(out.strip().splitlines()[-1])
+    order = [(x["round"], x["peer"]) for x in runs]
+    assert order == [(1, "tocsind"), (1, "nchan-1w"), (2, "nchan-1w"), (2, "tocsind")], diag
+    tables = [ln for ln in out.splitlines() if ln.startswith("| ")]
+    assert [ln.split("|")[1].strip() for ln in tables] == [
+        "peer", "tocsind", "nchan-1w", "round", "1", "2"], diag
+    if all(x["status"] == "ran" for x in runs):
+        line = next(ln for ln in out.splitlines() if ln.startswith("- tocsind over nchan-1w"))
+        per_round = line.split("round by round: ")[1].split("; median")[0].split(", ")
+        assert len(per_round) == 2 and "of 2 rounds" in line, diag
+        assert all(float(x.rstrip("×")) > 0 for x in per_round), diag
+    else:
+        assert any(x["status"] == "skipped" and x["peer"] == "nchan-1w" for x in runs), diag
