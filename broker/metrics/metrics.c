@@ -40,6 +40,7 @@ static const struct desc counter_desc[TC_M_COUNTER_COUNT] = {
     [TC_M_WS_CLOSED_TOOBIG] = {"tocsin_ws_closed_total", "code=\"1009\"", NULL},
     [TC_M_WS_CLOSED_POLICY] = {"tocsin_ws_closed_total", "code=\"1008\"", NULL},
     [TC_M_WS_BAD_MESSAGES] = {"tocsin_ws_bad_messages_total", "", "Client messages refused"},
+    [TC_M_WS_WRITES] = {"tocsin_ws_writes_total", "", "WebSocket writes of queued frames; frames queued in one loop turn go out in one write"},
     [TC_M_RESUMES_EXACT] = {"tocsin_resumes_total", "result=\"exact\"", "Resumes by outcome"},
     [TC_M_RESUMES_RESET] = {"tocsin_resumes_total", "result=\"reset\"", NULL},
     [TC_M_HTTP_REQUESTS] = {"tocsin_http_requests_total", "", "HTTP requests"},

@@ -30,6 +30,7 @@ enum tc_counter {
     TC_M_WS_CLOSED_TOOBIG, /* 1009 */
     TC_M_WS_CLOSED_POLICY, /* 1008 */
     TC_M_WS_BAD_MESSAGES,
+    TC_M_WS_WRITES, /* one per write of queued frames: coalesced frames are one */
     TC_M_SSE_SESSIONS_OPENED,
     TC_M_RESUMES_EXACT,
     TC_M_RESUMES_RESET,

@@ -21,6 +21,12 @@ struct tc_frame_queue {
 void tc_frame_queue_init(struct tc_frame_queue *fq, uint32_t max);
 /* Takes a new reference to f. @returns 0, or TC_EAGAIN at the bound. */
 int tc_frame_queue_push(struct tc_frame_queue *fq, struct tc_frame *f);
+/* @returns the oldest frame, still queued (no reference taken), or NULL. */
+static inline struct tc_frame *
+tc_frame_queue_peek(const struct tc_frame_queue *fq)
+{
+    return fq->len ? fq->q[fq->head] : NULL;
+}
 /* @returns the oldest frame (the caller now owns its reference) or NULL. */
 struct tc_frame *tc_frame_queue_pop(struct tc_frame_queue *fq);
 /* Drops every queued frame and frees the ring. @returns how many were dropped. */

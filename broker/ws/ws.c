@@ -1,9 +1,12 @@
 /* tocsin — SPDX-License-Identifier: MIT
  *
  * WebSocket sessions: the lws protocol callback dispatches to named
- * functions; each session has a bounded ring of shared frames and writes one
- * frame per writeable callback. A session whose ring is full is closed with
- * 1013 (it reconnects with since and loses nothing) without slowing anyone.
+ * functions; each session has a bounded ring of shared frames. What a loop
+ * turn queues to a session goes out in one write before the loop waits again
+ * (a burst of updates is one send per session, not one per update), and
+ * after that one write per writeable callback. A session whose ring is full
+ * is closed with 1013 (it reconnects with since and loses nothing) without
+ * slowing anyone.
  * @loop main. Does not create the lws context (http/ does).
  */
 #include "ws/ws.h"
@@ -29,11 +32,18 @@ _Static_assert(LWS_PRE <= TC_FRAME_HEADROOM, "frames need room for the WebSocket
 /* The close opcode for lws_write; lws 4.1 keeps its name private. */
 #define LWS_WRITE_CLOSE_FRAME ((enum lws_write_protocol)4)
 
+/* Queued frames written together are at most this many bytes, headers
+ * included (one frame bigger than that goes alone): a loopback or LAN send
+ * of 64 KiB costs about what one of 600 bytes does. */
+#define COALESCE_BYTES (64 * 1024)
+
 struct session {
     struct tc_hub_sink sink; /* first: the hub hands it back to us */
     struct tc_ws *ws;
     struct lws *wsi;
     struct session *prev, *next;
+    /* On ws->pending while frames queued this loop turn wait for the flush. */
+    struct session *pend_prev, *pend_next;
     struct tc_hub_sub **subs; /* at most cfg->ws_max_subscriptions */
     uint16_t nsubs, subs_cap;
     uint16_t close_code; /* nonzero: close with it at the next writeable */
@@ -57,6 +67,12 @@ struct tc_ws {
     struct lws_protocols protocol;
     struct session sessions; /* list head */
     size_t nsessions;
+    /* Sessions with frames queued this loop turn (head), written by the
+     * prepare handle just before the loop waits for I/O again. */
+    struct session pending;
+    uv_prepare_t *flush; /* own allocation: freed by its close callback */
+    /* Where several queued frames become one write (LWS_PRE, then frames). */
+    unsigned char *coalesced;
     uv_timer_t heartbeat;
     bool shutting_down;
     /* The welcome of every session connecting at (welcome_epoch,
@@ -101,27 +117,124 @@ close_with(struct session *s, uint16_t code, const char *why)
     lws_close_reason(s->wsi, (enum lws_close_status)code, reason, n);
 }
 
+static void
+pending_unlink(struct session *s)
+{
+    if (s->pend_next != NULL) {
+        s->pend_prev->pend_next = s->pend_next;
+        s->pend_next->pend_prev = s->pend_prev;
+        s->pend_prev = s->pend_next = NULL;
+    }
+}
+
+static size_t
+text_frame_header(unsigned char *h, size_t len)
+{
+    h[0] = 0x81; /* FIN, text */
+    if (len < 126) {
+        h[1] = (unsigned char)len;
+        return 2;
+    }
+    if (len < 65536) {
+        h[1] = 126;
+        h[2] = (unsigned char)(len >> 8);
+        h[3] = (unsigned char)len;
+        return 4;
+    }
+    h[1] = 127;
+    for (int i = 0; i < 8; i++) {
+        h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    }
+    return 10;
+}
+
+/* Writes the oldest queued frames: one frame as lws frames it (no copy),
+ * several (up to COALESCE_BYTES) as one buffer of complete frames that lws
+ * passes through raw. lws keeps whatever the kernel does not take and sends
+ * it before anything else. @returns -1 if the write failed. */
+static int
+write_queued(struct session *s)
+{
+    struct tc_frame *f = tc_frame_queue_pop(&s->q);
+    struct tc_frame *next = tc_frame_queue_peek(&s->q);
+    uint32_t frames = 1;
+    int w, want;
+    if (next == NULL || f->len + 10 + next->len + 10 > COALESCE_BYTES) {
+        want = (int)f->len;
+        w = lws_write(s->wsi, (unsigned char *)tc_frame_payload(f), f->len, LWS_WRITE_TEXT);
+        tc_frame_unref(f);
+    } else {
+        unsigned char *buf = s->ws->coalesced + LWS_PRE, *p = buf;
+        for (;;) {
+            p += text_frame_header(p, f->len);
+            memcpy(p, tc_frame_payload(f), f->len);
+            p += f->len;
+            tc_frame_unref(f);
+            next = tc_frame_queue_peek(&s->q);
+            if (next == NULL || (size_t)(p - buf) + 10 + next->len > COALESCE_BYTES) {
+                break;
+            }
+            f = tc_frame_queue_pop(&s->q);
+            frames++;
+        }
+        want = (int)(p - buf);
+        /* LWS_WRITE_HTTP: lws adds no framing on a WebSocket (the frames are
+         * complete) and buffers a partial send like any other. */
+        w = lws_write(s->wsi, buf, (size_t)want, LWS_WRITE_HTTP);
+    }
+    tc_metrics_gauge_add(TC_G_SEND_QUEUE_FRAMES, -(int64_t)frames);
+    tc_metrics_inc(TC_M_WS_WRITES);
+    if (w < want) {
+        return -1;
+    }
+    /* The loop's cached time: a clock read per send was 1 % of a fan-out,
+     * and the heartbeat needs no better than the loop turn. */
+    s->last_send_ms = uv_now(s->ws->loop);
+    return 0;
+}
+
+/* The flush of one session at the end of a loop turn: a write now if lws
+ * holds nothing of an earlier one, else at its next writeable callback. */
+static void
+flush_session(struct session *s)
+{
+    if (s->q.len == 0 || s->close_code != 0 || s->peer_closed) {
+        return;
+    }
+    if (lws_partial_buffered(s->wsi)) {
+        lws_callback_on_writable(s->wsi);
+        return;
+    }
+    if (write_queued(s) != 0) {
+        begin_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+        return;
+    }
+    if (s->q.len > 0) {
+        lws_callback_on_writable(s->wsi);
+    }
+}
+
+/* Before the loop waits for I/O: every session that got frames this turn
+ * writes them. Waiting for WRITEABLE instead would cost two epoll_ctl calls
+ * and a loop turn per session, most of a fan-out's CPU. */
+static void
+on_flush(uv_prepare_t *h)
+{
+    struct tc_ws *ws = h->data;
+    while (ws->pending.pend_next != &ws->pending) {
+        struct session *s = ws->pending.pend_next;
+        pending_unlink(s);
+        flush_session(s);
+    }
+    uv_prepare_stop(h);
+}
+
 static int
 sink_push(struct tc_hub_sink *sink, struct tc_frame *f)
 {
     struct session *s = (struct session *)sink;
     if (s->close_code != 0 || s->peer_closed) {
         return TC_EAGAIN;
-    }
-    if (s->q.len == 0 && !lws_partial_buffered(s->wsi)) {
-        /* Fast path: nothing queued and nothing pending in lws, so the frame
-         * goes out now. Waiting for WRITEABLE costs two epoll_ctl calls and a
-         * loop turn per delivery, most of a fan-out's CPU. If the kernel takes
-         * only part, lws keeps the rest and the next frame queues below. */
-        int w = lws_write(s->wsi, (unsigned char *)tc_frame_payload(f), f->len, LWS_WRITE_TEXT);
-        if (w < (int)f->len) {
-            begin_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
-            return TC_EAGAIN;
-        }
-        /* The loop's cached time: a clock read per send was 1 % of a
-         * fan-out, and the heartbeat needs no better than the loop turn. */
-        s->last_send_ms = uv_now(s->ws->loop);
-        return TC_OK;
     }
     if (tc_frame_queue_push(&s->q, f) != TC_OK) {
         /* The bound: this reader cannot keep up. Close with 1013; it
@@ -132,8 +245,15 @@ sink_push(struct tc_hub_sink *sink, struct tc_frame *f)
         return TC_EAGAIN;
     }
     tc_metrics_gauge_add(TC_G_SEND_QUEUE_FRAMES, 1);
-    if (s->q.len == 1) {
-        lws_callback_on_writable(s->wsi);
+    if (s->pend_next == NULL) {
+        struct tc_ws *ws = s->ws;
+        if (ws->pending.pend_next == &ws->pending) {
+            uv_prepare_start(ws->flush, on_flush);
+        }
+        s->pend_next = &ws->pending;
+        s->pend_prev = ws->pending.pend_prev;
+        ws->pending.pend_prev->pend_next = s;
+        ws->pending.pend_prev = s;
     }
     return TC_OK;
 }
@@ -408,8 +528,7 @@ on_writeable(struct session *s)
     if (s->peer_closed) {
         return 0; /* lws sends the echo of the client's close */
     }
-    struct tc_frame *f = tc_frame_queue_pop(&s->q);
-    if (f == NULL && s->close_code != 0) {
+    if (s->q.len == 0 && s->close_code != 0) {
         const char *why = s->close_code == LWS_CLOSE_STATUS_GOINGAWAY ? "server shutting down"
                           : s->close_code == CLOSE_TRY_AGAIN_LATER ? "too slow, resume with since"
                                                                    : "policy violation";
@@ -424,17 +543,12 @@ on_writeable(struct session *s)
         lws_write(s->wsi, buf + LWS_PRE, 2 + n, LWS_WRITE_CLOSE_FRAME);
         return -1;
     }
-    if (f == NULL) {
+    if (s->q.len == 0) {
         return 0;
     }
-    tc_metrics_gauge_add(TC_G_SEND_QUEUE_FRAMES, -1);
-    int w = lws_write(s->wsi, (unsigned char *)tc_frame_payload(f), f->len, LWS_WRITE_TEXT);
-    size_t len = f->len;
-    tc_frame_unref(f);
-    if (w < (int)len) {
+    if (write_queued(s) != 0) {
         return -1;
     }
-    s->last_send_ms = uv_now(s->ws->loop);
     if (s->q.len > 0 || s->close_code != 0) {
         lws_callback_on_writable(s->wsi);
     }
@@ -451,6 +565,7 @@ on_closed(struct session *s)
         tc_hub_unsubscribe(s->ws->hub, s->subs[i]);
     }
     free(s->subs);
+    pending_unlink(s);
     drop_queue(s);
     free(s->rx);
     tc_client_token_fini(&s->token);
@@ -530,6 +645,11 @@ tc_ws_new(uv_loop_t *loop, const struct tc_config *cfg, struct tc_hub *hub)
     ws->cfg = cfg;
     ws->hub = hub;
     ws->sessions.next = ws->sessions.prev = &ws->sessions;
+    ws->pending.pend_next = ws->pending.pend_prev = &ws->pending;
+    ws->flush = tc_xmalloc(sizeof(*ws->flush));
+    uv_prepare_init(loop, ws->flush);
+    ws->flush->data = ws;
+    ws->coalesced = tc_xmalloc(LWS_PRE + COALESCE_BYTES);
     ws->protocol.name = "tocsin.v1";
     ws->protocol.callback = callback;
     ws->protocol.per_session_data_size = sizeof(struct session);
@@ -538,6 +658,11 @@ tc_ws_new(uv_loop_t *loop, const struct tc_config *cfg, struct tc_hub *hub)
      * messages are a few hundred bytes; longer ones arrive in pieces and
      * are joined (up to ws.max_message) in on_receive. */
     ws->protocol.rx_buffer_size = 512;
+    /* Without it lws sends at most rx_buffer_size (+ LWS_PRE) bytes per
+     * send() and buffers the rest for a POLLOUT turn: every frame over ~530
+     * bytes (an incident with a real message) cost two sends, two epoll_ctl
+     * calls and a loop turn. Per-session memory does not depend on it. */
+    ws->protocol.tx_packet_size = COALESCE_BYTES;
     ws->protocol.user = ws;
     uv_timer_init(loop, &ws->heartbeat);
     ws->heartbeat.data = ws;
@@ -585,6 +710,10 @@ tc_ws_free(struct tc_ws *ws)
     if (ws->welcome != NULL) {
         tc_frame_unref(ws->welcome);
     }
+    free(ws->coalesced);
+    uv_prepare_stop(ws->flush);
+    ws->flush->data = ws->flush;
+    uv_close((uv_handle_t *)ws->flush, free_on_close);
     ws->heartbeat.data = ws;
     uv_close((uv_handle_t *)&ws->heartbeat, free_on_close);
 }

@@ -64,6 +64,34 @@ def test_resume_with_filter_replays_only_matching(tocsind, kafka):
     assert up["incident"]["incident_id"] == se
 
 
+def test_replay_is_written_coalesced(tocsind, kafka):
+    """The welcome and a replay of 40 updates are queued in one loop turn and
+    go out in one or two writes (several frames in one write, each still a
+    frame of its own), complete and in order."""
+    async def connect_and_leave():
+        ws = await Ws.connect(tocsind.ws_url)
+        snap = await ws.expect("snapshot")
+        await ws.close()
+        return ws, snap
+
+    ws, snap = run(connect_and_leave())
+    _seed(tocsind, kafka, 40)
+    writes = tocsind.metric("tocsin_ws_writes_total")
+
+    async def resume():
+        back = await Ws.connect(tocsind.ws_url, query(since=snap["seq"], epoch=ws.epoch))
+        replayed = await back.updates(40)
+        await back.quiet(0.3)
+        await back.close()
+        return replayed
+
+    replayed = run(resume())
+    check_seq_run(replayed, snap["seq"])
+    assert [u["incident"]["version"] for u in replayed] == list(range(1, 41))
+    used = tocsind.metric("tocsin_ws_writes_total") - writes
+    assert 1 <= used <= 2, f"41 frames took {used} writes"
+
+
 async def _reset_snapshot(tocsind, since, epoch):
     ws = await Ws.connect(tocsind.ws_url, query(since=since, epoch=epoch))
     snap = await ws.expect("snapshot")
