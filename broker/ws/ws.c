@@ -148,6 +148,14 @@ text_frame_header(unsigned char *h, size_t len)
     return 10;
 }
 
+/* Whether the queued frame next still fits after used bytes of a coalesced
+ * write (10: the longest WebSocket header). */
+static bool
+fits(size_t used, const struct tc_frame *next)
+{
+    return next != NULL && used + 10 + next->len <= COALESCE_BYTES;
+}
+
 /* Writes the oldest queued frames: one frame as lws frames it (no copy),
  * several (up to COALESCE_BYTES) as one buffer of complete frames that lws
  * passes through raw. lws keeps whatever the kernel does not take and sends
@@ -159,7 +167,7 @@ write_queued(struct session *s)
     struct tc_frame *next = tc_frame_queue_peek(&s->q);
     uint32_t frames = 1;
     int w, want;
-    if (next == NULL || f->len + 10 + next->len + 10 > COALESCE_BYTES) {
+    if (!fits(10 + f->len, next)) {
         want = (int)f->len;
         w = lws_write(s->wsi, (unsigned char *)tc_frame_payload(f), f->len, LWS_WRITE_TEXT);
         tc_frame_unref(f);
@@ -171,7 +179,7 @@ write_queued(struct session *s)
             p += f->len;
             tc_frame_unref(f);
             next = tc_frame_queue_peek(&s->q);
-            if (next == NULL || (size_t)(p - buf) + 10 + next->len > COALESCE_BYTES) {
+            if (!fits((size_t)(p - buf), next)) {
                 break;
             }
             f = tc_frame_queue_pop(&s->q);

@@ -22,6 +22,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -629,10 +630,7 @@ def median_runs(runs):
     for peer, rs in by_peer(runs).items():
         ran = sorted((r for r in rs if r["status"] == "ran"),
                      key=lambda r: r["deliveries_per_s"] or 0, reverse=True)
-        row = dict(ran[len(ran) // 2]) if ran else dict(rs[0])
-        row["rounds_ran"] = len(ran)
-        row["rounds"] = len(rs)
-        out.append(row)
+        out.append(dict(ran[len(ran) // 2]) if ran else dict(rs[0]))
     return out
 
 
@@ -674,11 +672,10 @@ def rounds_table(runs, medians):
             rs = ratios(runs, mine, other)
             if not rs:
                 continue
-            xs = sorted(x for x, _ in rs)
-            med = xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+            xs = [x for x, _ in rs]
             out.append(f"- {mine} over {other}, deliveries/s round by round: "
                        + ", ".join(f"{x:.2f}×" for x, _ in rs)
-                       + f"; median {med:.2f}×, lowest {xs[0]:.2f}×; lower p99 in "
+                       + f"; median {statistics.median(xs):.2f}×, lowest {min(xs):.2f}×; lower p99 in "
                        f"{sum(lower for _, lower in rs)} of {len(rs)} rounds.")
     return "\n".join(out)
 
